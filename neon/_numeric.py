@@ -1,0 +1,31 @@
+"""Numeric helpers shared by the rules and layers (THEORY.md section 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def stabilize(z: Tensor, epsilon: float | Tensor = 1e-6) -> Tensor:
+    """Sign-matched stabiliser ``z + eps * sign(z)`` with ``sign(0) = +1``.
+
+    This is the convention of zennit's ``Stabilizer`` (THEORY.md section 1): it moves
+    every denominator away from zero in the direction it already points to.
+    """
+    if isinstance(epsilon, (int, float)) and epsilon == 0:
+        return z
+    sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    return z + sign * epsilon
+
+
+def safe_divide(numerator: Tensor, denominator: Tensor, epsilon: float | Tensor = 0.0) -> Tensor:
+    """``numerator / stabilize(denominator, epsilon)``, with ``0 / 0 := 0`` when ``epsilon == 0``.
+
+    With ``epsilon == 0`` the division is exact wherever the denominator is non-zero; this is
+    what the exactly conservative NEON rules use. A zero denominator with a non-zero numerator
+    is still reported as zero relevance (it can only occur when the unit's value is zero).
+    """
+    if isinstance(epsilon, (int, float)) and epsilon == 0:
+        zero = denominator == 0
+        return torch.where(zero, torch.zeros_like(numerator), numerator / torch.where(zero, 1.0, denominator))
+    return numerator / stabilize(denominator, epsilon)

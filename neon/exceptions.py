@@ -1,0 +1,22 @@
+"""Errors raised by neon.
+
+Every error names the problem and, where it applies, what is supported instead.
+"""
+
+from __future__ import annotations
+
+
+class NeonError(Exception):
+    """Base class of all neon-specific errors."""
+
+
+class UnsupportedModelError(NeonError, TypeError):
+    """The model (estimator, module or option) has no exact neuralization in neon."""
+
+
+class UnsupportedLayerError(NeonError, TypeError):
+    """A layer or operation of a traced network has no relevance rule in neon."""
+
+
+class RuleError(NeonError, ValueError):
+    """A rule was assigned to a layer it cannot be applied to, or was configured wrongly."""

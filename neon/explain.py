@@ -1,0 +1,301 @@
+"""``neon.explain`` and ``neon.Explainer``: the scikit-learn style front of neon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._arrays import ArrayInfo, as_tensor, compute_dtype, restore, restore_vector
+from .composites import resolve
+from .exceptions import RuleError
+from .explanation import Explanation
+from .layers.affine import is_affine
+from .layers.top import LogOdds
+from .network import Network
+from .neuralize import neuralize
+from .rules import Reference, Rule
+
+
+class Explainer:
+    """Explain a model with LRP: neuralize once, fix data-dependent rule parameters, explain many times.
+
+    Parameters
+    ----------
+    model
+        A fitted scikit-learn estimator or pipeline, a PyTorch ``nn.Module``, or a :class:`neon.Network`.
+        The model is never modified.
+    rules
+        ``None`` for the model's default rules, a preset name (``"epsilon_gamma_box"``, ``"lrp0"``,
+        ...), a :class:`neon.composites.Composite`, one rule for every affine layer, or a dict
+        ``{module_name: rule}`` overriding single layers of the default.
+    output
+        The explained output: ``"log-odds"`` (default for probabilistic classifiers) or ``"logit"``;
+        ``None`` for the model's default (THEORY.md section 3).
+    reference
+        For models whose first layer is affine: ``None`` (the bias absorbs its share), ``"mean"``
+        (the fit data mean; then a linear model's relevance equals SHAP's linear values), or an
+        array. The explained value becomes ``f(x) - f(x~)``.
+    batch_size
+        Rows per internal batch; ``None`` for the network's own choice. Results do not depend on it.
+    **options
+        Passed on to the converter (:func:`neon.neuralize`).
+
+    Attributes
+    ----------
+    network_ : neon.Network
+        The neuralized model.
+    rules_ : dict
+        The fitted rule of every node.
+    reference_ : Tensor or None
+        The fitted reference point.
+    baseline_ : Tensor or None
+        The network's outputs at the reference point.
+    n_features_in_ : int or None
+        Number of features seen by the model (tabular models).
+
+    Examples
+    --------
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.datasets import load_wine
+    >>> import neon
+    >>> X = load_wine().data
+    >>> km = KMeans(3, n_init=10, random_state=0).fit(X)
+    >>> expl = neon.Explainer(km).fit(X).explain(X[:5])
+    >>> expl.relevance.shape
+    (5, 13)
+    """
+
+    def __init__(self, model: Any, rules: Any = None, output: str | None = None, reference: Any = None,
+                 batch_size: int | None = None, **options: Any):
+        self.model = model
+        self.rules = rules
+        self.output = output
+        self.reference = reference
+        self.batch_size = batch_size
+        self.options = options
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X_fit: Any = None) -> Explainer:
+        """Neuralize the model and fix every data-dependent default on ``X_fit``.
+
+        ``X_fit`` is needed when a rule depends on data (k-means soft-min stiffness, ``"mean"``
+        references, automatic z^B bounds); otherwise it may be ``None``. Returns ``self``.
+        """
+        options = dict(self.options)
+        if self.output is not None:
+            options["output"] = self.output
+        network = neuralize(self.model, **options)
+        composite = resolve(self.rules, network.default_rules)
+        rules = network.assign_rules(composite)
+        if self.reference is not None:
+            rules = self._with_reference(network, rules)
+        self.network_ = network
+        self._networks: dict[tuple[torch.dtype, str], Network] = {}
+        self.composite_ = composite
+        needs_fit = [name for name, r in rules.items() if r.needs_fit]
+        x_fit = None
+        if X_fit is not None:
+            x_fit, info = as_tensor(X_fit, "X_fit")
+            self._check_features(network, x_fit, info)
+        elif needs_fit:
+            raise ValueError(
+                "these rules depend on data and need fit data: "
+                + ", ".join(f"{n}: {rules[n]!r}" for n in needs_fit) + ". Call fit(X) with representative data."
+            )
+        if x_fit is not None and needs_fit and len(x_fit) == 0:
+            raise ValueError("X_fit is empty; data-dependent rules need at least one sample.")
+        if x_fit is not None and needs_fit:
+            net = self._network_for(compute_dtype(x_fit, network.dtype), x_fit.device)
+            rules = net.fit_rules(rules, x_fit.to(net.dtype))
+        self.rules_ = rules
+        self.reference_ = None
+        self.baseline_ = None
+        if self.reference is not None:
+            name = self._first_affine(network)
+            ref = rules[name].reference
+            self.reference_ = torch.as_tensor(ref, dtype=network.dtype)
+            shape = (1,) + (tuple(network.input_shape) if network.input_shape else tuple(self.reference_.shape))
+            x_ref = self.reference_.expand(shape) if self.reference_.dim() <= len(shape) else self.reference_
+            self.baseline_ = network(x_ref.to(network.dtype))[0]
+        self.n_features_in_ = network.input_shape[0] if network.input_shape and len(network.input_shape) == 1 \
+            else None
+        return self
+
+    @staticmethod
+    def _first_affine(network: Network) -> str:
+        for s in network.steps:
+            if s.kind == "layer" and (is_affine(s.module) or isinstance(s.module, LogOdds)):
+                return s.name
+        raise RuleError("reference= needs a model whose first layer is affine (linear models, MLPs, CNNs).")
+
+    def _with_reference(self, network: Network, rules: dict[str, Rule]) -> dict[str, Rule]:
+        name = self._first_affine(network)
+        ref = self.reference
+        if isinstance(ref, str):
+            if ref != "mean":
+                raise ValueError(f"reference={ref!r}; use None, 'mean' or an array.")
+        else:
+            ref, _ = as_tensor(np.asarray(ref)[None] if not isinstance(ref, Tensor) else ref[None], "reference")
+            ref = ref[0].to(network.dtype)
+            if network.input_shape and tuple(ref.shape) not in (tuple(network.input_shape), ()):
+                raise ValueError(f"reference has shape {tuple(ref.shape)}, but the model expects inputs of shape "
+                                 f"{network.input_shape}.")
+        return {**rules, name: Reference(ref, stabilizer=0.0)}
+
+    def _network_for(self, dtype: torch.dtype, device: torch.device) -> Network:
+        base = self.network_
+        if base.dtype == dtype and base.device == device:
+            return base
+        key = (dtype, str(device))
+        if key not in self._networks:
+            import copy
+
+            self._networks[key] = copy.deepcopy(base).to(dtype=dtype, device=device)
+        return self._networks[key]
+
+    def _check_features(self, network: Network, x: Tensor, info: ArrayInfo) -> None:
+        expected = network.input_shape
+        if expected is not None and tuple(x.shape[1:]) != tuple(expected):
+            what = network.description or "the model"
+            if len(expected) == 1 and x.dim() == 2:
+                raise ValueError(f"X has {x.shape[1]} features, but {what} is expecting {expected[0]} features "
+                                 "as input.")
+            raise ValueError(f"X has per-sample shape {tuple(x.shape[1:])}, but {what} expects {expected}.")
+        if info.feature_names is not None and network.feature_names is not None \
+                and list(info.feature_names) != list(network.feature_names):
+            raise ValueError(
+                "The feature names should match those that were passed during fit. "
+                f"Expected {network.feature_names}, got {info.feature_names}."
+            )
+
+    # ------------------------------------------------------------------ explain
+    def explain(self, X: Any, target: Any = None, record: bool = False) -> Explanation:
+        """Explain ``target`` (default: the predicted class / assigned cluster) for every row of ``X``.
+
+        Parameters
+        ----------
+        X
+            Inputs, ``(n, ...)``: numpy, pandas or torch. Results come back the same way.
+        target
+            ``None`` (the arg-max output: predicted class, assigned cluster, the only output), one
+            index for all samples, one index per sample, or a target name (class label).
+        record
+            Keep the relevance of every node in ``Explanation.layers`` (for inspection and tests).
+        """
+        x, info = as_tensor(X)
+        if not hasattr(self, "network_"):
+            self.fit(X)  # documented: an unfitted explainer fits on the data it explains
+        network = self.network_
+        self._check_features(network, x, info)
+        net = self._network_for(compute_dtype(x, network.dtype), x.device)
+        xc = x.to(net.dtype)
+        n = len(xc)
+        rules_desc = f"{self.composite_!r}"
+        if n == 0:
+            empty = torch.zeros(0, dtype=net.dtype)
+            return Explanation(
+                relevance=restore(xc, info), output=restore_vector(empty, info),
+                target=restore_vector(empty.long(), info), absorbed=restore_vector(empty, info), data=X,
+                baseline=restore_vector(empty, info), feature_names=info.feature_names or network.feature_names,
+                target_names=network.target_names, output_kind=network.output_kind, rules=rules_desc,
+            )
+        chunk = self.batch_size or network.chunk_size or n
+        rel, val, tgt, layers = [], [], [], {} if record else None
+        for start in range(0, n, chunk):
+            xb = xc[start:start + chunk]
+            tb = self._targets(net, xb, target, start, n)
+            p = net.propagate(xb, tb, self._rules_for(net), record=record)
+            rel.append(p.relevance)
+            val.append(p.value)
+            tgt.append(tb)
+            if record:
+                for k, v in p.layers.items():
+                    layers.setdefault(k, []).append(v)
+        relevance = torch.cat(rel)
+        value = torch.cat(val)
+        targets = torch.cat(tgt)
+        baseline = torch.zeros_like(value)
+        if self.baseline_ is not None:
+            baseline = self.baseline_.to(value).gather(0, targets.to(value.device))
+        explained = value - baseline
+        absorbed = explained - relevance.reshape(n, -1).sum(1)
+        return Explanation(
+            relevance=restore(relevance, info),
+            output=restore_vector(explained, info),
+            target=restore_vector(targets, info),
+            absorbed=restore_vector(absorbed, info),
+            data=X,
+            baseline=restore_vector(baseline, info),
+            feature_names=info.feature_names or network.feature_names,
+            target_names=network.target_names,
+            output_kind=network.output_kind,
+            rules=rules_desc,
+            layers=None if layers is None else {k: torch.cat(v) for k, v in layers.items()},
+        )
+
+    __call__ = explain
+
+    def _rules_for(self, net: Network) -> dict[str, Rule]:
+        if net is self.network_:
+            return self.rules_
+        key = ("rules", net.dtype, str(net.device))
+        cache = self.__dict__.setdefault("_rule_cache", {})
+        if key not in cache:
+            cache[key] = {k: _move_rule(r, net.dtype, net.device) for k, r in self.rules_.items()}
+        return cache[key]
+
+    def _targets(self, net: Network, x: Tensor, target: Any, start: int, n: int) -> Tensor:
+        m = len(x)
+        if target is None:
+            with torch.no_grad():
+                return net(x).argmax(dim=1)
+        n_targets = net.n_targets
+        if n_targets is None:
+            with torch.no_grad():
+                n_targets = net(x[:1]).shape[1]
+        names = net.target_names
+        if isinstance(target, str) or (names is not None and not isinstance(target, (int, np.integer, Tensor,
+                                                                                      np.ndarray, list, tuple))):
+            if names is None or target not in names:
+                raise ValueError(f"target {target!r} is not one of the model's targets {names}.")
+            target = names.index(target)
+        t = torch.as_tensor(np.asarray(target.cpu() if isinstance(target, Tensor) else target))
+        if t.dtype.is_floating_point:
+            if not bool((t == t.round()).all()):
+                raise ValueError(f"target must hold integer indices; got {target!r}.")
+            t = t.long()
+        if t.dim() == 0:
+            t = t.expand(m)
+        elif t.dim() == 1 and len(t) == n:
+            t = t[start:start + m]
+        else:
+            raise ValueError(f"target must be one index or one per sample ({n}); got shape {tuple(t.shape)}.")
+        if bool(((t < 0) | (t >= n_targets)).any()):
+            raise ValueError(f"target out of range: the model has {n_targets} targets (0..{n_targets - 1}); "
+                             f"got {sorted(set(t.tolist()) - set(range(n_targets)))}.")
+        return t.long().to(x.device)
+
+
+def _move_rule(rule: Rule, dtype: torch.dtype, device: torch.device) -> Rule:
+    changes = {k: v.to(dtype=dtype, device=device) for k, v in vars(rule).items()
+               if isinstance(v, Tensor) and v.is_floating_point()}
+    return rule._replace(**changes) if changes else rule
+
+
+def explain(model: Any, X: Any, target: Any = None, rules: Any = None, output: str | None = None,
+            **options: Any) -> Explanation:
+    """Explain ``model`` at ``X`` in one call: ``Explainer(model, rules, output).fit(X).explain(X, target)``.
+
+    Data-dependent defaults (k-means soft-min stiffness, ``"mean"`` references, automatic z^B
+    bounds) are fitted on ``X`` itself, so the result for a sample can depend on the rest of ``X``.
+    To explain batches consistently, fit an :class:`Explainer` once on representative data.
+
+    Returns
+    -------
+    Explanation
+        ``relevance`` (shape of ``X``), ``output``, ``target``, ``absorbed``.
+    """
+    return Explainer(model, rules=rules, output=output, **options).fit(X).explain(X, target=target)

@@ -1,0 +1,251 @@
+"""What a neon network is made of: the supported operations of a ``torch.fx`` graph.
+
+Every node of a :class:`neon.Network` graph is classified once, when the network is built, into
+one of a few kinds, each with a fixed way to pass relevance:
+
+``layer``     a module with an LRP rule (affine layers, pools, activations, NEON layers);
+``move``      an exact rearrangement of values (flatten, view, reshape, cat, permute, slicing,
+              identity, dropout in eval mode): relevance moves with the values;
+``pass``      an element-wise activation given as a function (``F.relu`` ...): relevance passes;
+``scale``     multiplication/division by a constant number: relevance passes (it is conserved);
+``sum``       sums of tensors (residual ``a + b``, ``torch.add``, ``mean``/``sum`` over axes,
+              functional average pooling): relevance splits in proportion to the contributions;
+``max``       functional max pooling: winner takes all;
+``const``     values that are not tensors (``x.size(0)``, shapes): no relevance.
+
+Anything else is refused with an error naming the operation and where it is in the model.
+In-place operations of the traced model (``ReLU(inplace=True)``, ``out += identity``) are run
+out of place, so every value the rules need is still intact in the backward pass.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .exceptions import UnsupportedLayerError
+from .layers.affine import is_affine
+from .layers.distance import CentroidContrast, SquaredDistance
+from .layers.pooling import ReduceMax, ReduceMin
+from .layers.top import LogOdds
+
+ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
+)
+MOVE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout,
+)
+AVG_POOL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+)
+MAX_POOL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+)
+NEON_MODULES: tuple[type[nn.Module], ...] = (ReduceMin, ReduceMax, SquaredDistance, CentroidContrast, LogOdds)
+
+
+def _drop_inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("inplace", None)
+        return fn(*args, **kwargs)
+
+    run.__name__ = getattr(fn, "__name__", "op")
+    return run
+
+
+_PASS_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    F.relu: _drop_inplace(F.relu), torch.relu: torch.relu, F.relu6: _drop_inplace(F.relu6),
+    F.leaky_relu: _drop_inplace(F.leaky_relu), F.elu: _drop_inplace(F.elu), F.gelu: F.gelu,
+    F.silu: _drop_inplace(F.silu), F.hardswish: _drop_inplace(F.hardswish),
+    F.hardtanh: _drop_inplace(F.hardtanh), F.hardsigmoid: _drop_inplace(F.hardsigmoid),
+    torch.tanh: torch.tanh, torch.sigmoid: torch.sigmoid, F.softplus: F.softplus,
+}
+_PASS_METHODS = {"relu": torch.relu, "relu_": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+_MOVE_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    torch.flatten: torch.flatten, torch.reshape: torch.reshape, torch.cat: torch.cat, torch.concat: torch.cat,
+    torch.stack: torch.stack, torch.permute: torch.permute, torch.transpose: torch.transpose,
+    torch.squeeze: torch.squeeze, torch.unsqueeze: torch.unsqueeze,
+    F.dropout: lambda x, *a, **k: x, F.dropout2d: lambda x, *a, **k: x,
+}
+_MOVE_METHODS = {
+    "view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "unflatten",
+}
+
+_SUM_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    operator.add: operator.add, operator.iadd: operator.add, torch.add: torch.add,
+    torch.sum: torch.sum, torch.mean: torch.mean,
+    F.avg_pool1d: F.avg_pool1d, F.avg_pool2d: F.avg_pool2d,
+    F.adaptive_avg_pool1d: F.adaptive_avg_pool1d, F.adaptive_avg_pool2d: F.adaptive_avg_pool2d,
+}
+_SUM_METHODS = {"add": torch.add, "add_": torch.add, "sum": torch.sum, "mean": torch.mean}
+
+_MAX_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    F.max_pool1d: F.max_pool1d, F.max_pool2d: F.max_pool2d,
+    F.adaptive_max_pool1d: F.adaptive_max_pool1d, F.adaptive_max_pool2d: F.adaptive_max_pool2d,
+}
+
+_SCALE_FUNCTIONS = {operator.mul: operator.mul, operator.truediv: operator.truediv,
+                    operator.imul: operator.mul, operator.itruediv: operator.truediv,
+                    torch.mul: torch.mul, torch.div: torch.div}
+_CONST_METHODS = {"size", "dim"}
+
+SUPPORTED_TEXT = (
+    "Supported: nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d/2d (folded), element-wise activations "
+    "(nn.ReLU, F.relu, ReLU6, ...; relevance passes), nn.MaxPool1d/2d, nn.AvgPool1d/2d, "
+    "nn.AdaptiveAvgPool1d/2d, nn.AdaptiveMaxPool1d/2d, nn.Flatten, nn.Identity, nn.Dropout, torch.flatten, "
+    "view/reshape/permute, torch.cat, residual additions (+, torch.add), mean/sum over axes, "
+    "multiplication by constants, and neon's NEON layers (ReduceMin/ReduceMax, SquaredDistance, "
+    "CentroidContrast, LogOdds)."
+)
+
+
+@dataclass
+class Step:
+    """One node of the graph with what the engine needs to run it forward and backward."""
+
+    node: fx.Node
+    kind: str
+    label: str
+    module: nn.Module | None = None
+    fn: Callable[..., Any] | None = None
+    inputs: list[fx.Node] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+def _label(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        path = list(stack.values())[-1]
+        path = path[0] if isinstance(path, tuple) else path
+        return f"{node.target if node.op == 'call_module' else _target_name(node)} in {path}"
+    if node.op == "call_module":
+        return str(node.target)
+    return f"{_target_name(node)} (node {node.name})"
+
+
+def _target_name(node: fx.Node) -> str:
+    t = node.target
+    if isinstance(t, str):
+        return f".{t}()" if node.op == "call_method" else t
+    mod = getattr(t, "__module__", "") or ""
+    return f"{mod}.{getattr(t, '__name__', repr(t))}".lstrip(".")
+
+
+def _unsupported(node: fx.Node, what: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(f"unsupported {what}: {_label(node)}. {SUPPORTED_TEXT}")
+
+
+def _is_scalar(arg: Any) -> bool:
+    return isinstance(arg, (int, float)) and not isinstance(arg, bool)
+
+
+def classify(gm: fx.GraphModule) -> list[Step]:
+    """Classify every node of ``gm``; raise :class:`UnsupportedLayerError` for the first unsupported one."""
+    steps: list[Step] = []
+    const: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        inputs = [n for n in node.all_input_nodes if n not in const]
+        if node.op == "placeholder":
+            steps.append(Step(node, "input", node.name))
+        elif node.op == "output":
+            steps.append(Step(node, "output", "output", inputs=inputs))
+        elif node.op == "get_attr":
+            const.add(node)
+            steps.append(Step(node, "const", str(node.target)))
+        elif node.op == "call_module":
+            module = gm.get_submodule(node.target)
+            label = str(node.target)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                raise UnsupportedLayerError(
+                    f"{type(module).__name__} at {label} was not folded; build the network with "
+                    "neon.neuralize(model), which folds BatchNorm into the neighbouring affine layer."
+                )
+            if isinstance(module, MOVE_MODULES):
+                steps.append(Step(node, "move", label, module=module, fn=_identity_if_dropout(module),
+                                  inputs=inputs))
+            elif (is_affine(module) or isinstance(module, ACTIVATION_MODULES + AVG_POOL_MODULES
+                                                   + MAX_POOL_MODULES + NEON_MODULES)
+                  or hasattr(module, "default_rule")):
+                steps.append(Step(node, "layer", label, module=_out_of_place(module), inputs=inputs))
+            else:
+                raise _unsupported(node, f"module {type(module).__name__}")
+        elif node.op in ("call_function", "call_method"):
+            steps.append(_classify_call(node, inputs, const))
+            if steps[-1].kind == "const":
+                const.add(node)
+        else:  # pragma: no cover - fx has no other node kinds
+            raise _unsupported(node, f"node kind {node.op}")
+    return steps
+
+
+def _identity_if_dropout(module: nn.Module) -> Callable[..., Any]:
+    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)):
+        return lambda x: x
+    return module
+
+
+def _out_of_place(module: nn.Module) -> nn.Module:
+    if getattr(module, "inplace", False):
+        module.inplace = False  # our own copy: the user's model is never touched
+    return module
+
+
+def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) -> Step:
+    t, label = node.target, _label(node)
+    if node.op == "call_method":
+        if t in _CONST_METHODS:
+            return Step(node, "const", label)
+        if t in _PASS_METHODS:
+            return Step(node, "pass", label, fn=_PASS_METHODS[t], inputs=inputs)
+        if t in _MOVE_METHODS:
+            return Step(node, "move", label, fn=_method(t), inputs=inputs)
+        if t in _SUM_METHODS:
+            return Step(node, "sum", label, fn=_SUM_METHODS[t], inputs=inputs)
+        if t in ("mul", "div", "mul_", "div_") and _scalar_only(node, inputs):
+            return Step(node, "scale", label, fn=_method(t.rstrip("_")), inputs=inputs)
+        raise _unsupported(node, f"method .{t}()")
+    if t is getattr and node.args[1] in ("shape", "dtype", "device"):
+        return Step(node, "const", label)
+    if t is operator.getitem:
+        if node.args[0] in const or not isinstance(node.args[0], fx.Node):
+            return Step(node, "const", label)
+        return Step(node, "move", label, fn=operator.getitem, inputs=inputs)
+    if t in _PASS_FUNCTIONS:
+        return Step(node, "pass", label, fn=_PASS_FUNCTIONS[t], inputs=inputs)
+    if t in _MOVE_FUNCTIONS:
+        return Step(node, "move", label, fn=_MOVE_FUNCTIONS[t], inputs=inputs)
+    if t in _SUM_FUNCTIONS:
+        if t in (operator.add, operator.iadd, torch.add) and len(inputs) == 1 and node.args[0] not in inputs:
+            pass  # constant + tensor: still a sum, the constant takes its share
+        return Step(node, "sum", label, fn=_SUM_FUNCTIONS[t], inputs=inputs)
+    if t in _MAX_FUNCTIONS:
+        return Step(node, "max", label, fn=_MAX_FUNCTIONS[t], inputs=inputs)
+    if t in _SCALE_FUNCTIONS and _scalar_only(node, inputs):
+        return Step(node, "scale", label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
+    if all(n in const for n in node.all_input_nodes):
+        return Step(node, "const", label)
+    raise _unsupported(node, f"function {_target_name(node)}")
+
+
+def _scalar_only(node: fx.Node, inputs: list[fx.Node]) -> bool:
+    others = [a for a in node.args if not isinstance(a, fx.Node)]
+    return len(inputs) == 1 and len(others) == 1 and _is_scalar(others[0])
+
+
+def _method(name: str) -> Callable[..., Any]:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call

@@ -1,0 +1,21 @@
+"""neon's layers: affine layers with an LRP view, NEON pooling and distance layers, the log-odds top."""
+
+from .affine import AFFINE_TYPES, AffineView, ChannelAffine, as_affine, is_affine, linear_view
+from .distance import CentroidContrast, SquaredDistance, squared_distances
+from .pooling import ReduceMax, ReduceMin
+from .top import LogOdds
+
+__all__ = [
+    "AFFINE_TYPES",
+    "AffineView",
+    "CentroidContrast",
+    "ChannelAffine",
+    "LogOdds",
+    "ReduceMax",
+    "ReduceMin",
+    "SquaredDistance",
+    "as_affine",
+    "is_affine",
+    "linear_view",
+    "squared_distances",
+]

@@ -1,0 +1,70 @@
+"""Squared-distance layers: the first layer of every NEON distance model (THEORY.md section 4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def squared_distances(x: Tensor, points: Tensor, points_sq: Tensor | None = None) -> Tensor:
+    """``||x_n - p_j||^2`` for all pairs, as ``(n, J)``, without an ``n x J x d`` tensor."""
+    if points_sq is None:
+        points_sq = (points * points).sum(-1)
+    d = (x * x).sum(-1, keepdim=True) - 2.0 * (x @ points.T) + points_sq
+    return d.clamp_min(0.0)
+
+
+class SquaredDistance(nn.Module):
+    """``h_j(x) = ||x - p_j||^2 + o_j`` for a fixed set of points ``p_j`` and offsets ``o_j``.
+
+    In a one-class SVM or a KDE, ``p_j`` are the support vectors / data points and
+    ``o_j = -log(alpha_j) / gamma`` (Kauffmann et al., Pattern Recognition 2020).
+    """
+
+    def __init__(self, points: Tensor, offset: Tensor | None = None):
+        super().__init__()
+        points = torch.as_tensor(points)
+        self.register_buffer("points", points.detach().clone())
+        self.register_buffer("points_sq", (self.points * self.points).sum(-1))
+        if offset is None:
+            offset = torch.zeros(points.shape[0], dtype=points.dtype)
+        self.register_buffer("offset", torch.as_tensor(offset, dtype=points.dtype).detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return squared_distances(x, self.points, self.points_sq) + self.offset
+
+    def extra_repr(self) -> str:
+        return f"points={tuple(self.points.shape)}"
+
+
+class CentroidContrast(nn.Module):
+    """``h_ck(x) = ||x - mu_k||^2 - ||x - mu_c||^2`` for every cluster ``c`` and competitor ``k != c``.
+
+    Output shape ``(n, K, K - 1)``; the ``j``-th competitor of ``c`` is ``competitors[c, j]``.
+    This is the k-means logit layer of Kauffmann et al., "From clustering to cluster explanations
+    via neural networks" (TNNLS 2022): an affine map ``w_ck^T x + b_ck`` with
+    ``w_ck = 2 (mu_c - mu_k)`` and ``b_ck = ||mu_k||^2 - ||mu_c||^2``, evaluated through the
+    ``n x K`` distances rather than ``K (K - 1)`` weight vectors.
+    """
+
+    def __init__(self, centroids: Tensor):
+        super().__init__()
+        centroids = torch.as_tensor(centroids)
+        k = centroids.shape[0]
+        if k < 2:
+            raise ValueError(f"CentroidContrast needs at least 2 centroids, got {k}.")
+        self.register_buffer("centroids", centroids.detach().clone())
+        self.register_buffer("centroids_sq", (self.centroids * self.centroids).sum(-1))
+        idx = torch.arange(k)
+        competitors = torch.stack([torch.cat([idx[:c], idx[c + 1 :]]) for c in range(k)])
+        self.register_buffer("competitors", competitors)
+
+    def distances(self, x: Tensor) -> Tensor:
+        return squared_distances(x, self.centroids, self.centroids_sq)
+
+    def forward(self, x: Tensor) -> Tensor:
+        d = self.distances(x)
+        return d[:, self.competitors] - d.unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"centroids={tuple(self.centroids.shape)}"

@@ -1,0 +1,193 @@
+"""PyTorch modules -> :class:`neon.Network`, traced with ``torch.fx``.
+
+The user's model is never touched: it is deep-copied, the copy is put in evaluation mode,
+stripped of hooks and traced. BatchNorm layers are folded into the neighbouring linear or
+convolutional layer; one with no foldable neighbour becomes a :class:`~neon.layers.ChannelAffine`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from ..exceptions import UnsupportedModelError
+from ..graph import SUPPORTED_TEXT
+from ..layers.affine import ChannelAffine, batchnorm_scale_shift
+from ..layers.top import LogOdds
+from ..network import Network
+
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+_SOFTMAX_FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
+
+
+class _Tracer(fx.Tracer):
+    """Keeps torch.nn layers and neon layers as leaves; traces through user-defined containers."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if type(m).__module__.startswith("neon."):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def _strip_hooks(model: nn.Module) -> None:
+    for m in model.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                     "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs"):
+            hooks = getattr(m, attr, None)
+            if hooks is not None:
+                hooks.clear()
+
+
+def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
+    parent_name, _, name = target.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, name, module)
+
+
+def _module_calls(gm: fx.GraphModule, target: str) -> int:
+    return sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == target)
+
+
+def fold_batchnorm(gm: fx.GraphModule) -> None:
+    """Fold every evaluation-mode BatchNorm of ``gm`` into its neighbour, or make it a ChannelAffine."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module":
+            continue
+        bn = gm.get_submodule(node.target)
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
+            continue
+        scale, shift = batchnorm_scale_shift(bn)
+        prev = node.args[0]
+        if (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1
+                and _module_calls(gm, prev.target) == 1
+                and isinstance(gm.get_submodule(prev.target), (nn.Linear, nn.Conv1d, nn.Conv2d))):
+            layer = gm.get_submodule(prev.target)
+            _fold_after(layer, scale, shift)
+            node.replace_all_uses_with(prev)
+            gm.graph.erase_node(node)
+            continue
+        nxt = list(node.users)
+        if len(nxt) == 1 and _fold_before(gm, nxt[0], scale, shift):
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+            continue
+        _set_submodule(gm, node.target, ChannelAffine(scale, shift))
+    gm.graph.lint()
+    gm.recompile()
+
+
+def _fold_after(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """``bn(layer(x))`` as one layer: ``w' = s w``, ``b' = s b + t``."""
+    w = layer.weight.detach()
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    bias = layer.bias.detach() if layer.bias is not None else torch.zeros_like(shift)
+    layer.weight = nn.Parameter(w * scale.reshape(shape).to(w), requires_grad=False)
+    layer.bias = nn.Parameter(bias * scale.to(w) + shift.to(w), requires_grad=False)
+
+
+def _fold_before(gm: fx.GraphModule, user: fx.Node, scale: torch.Tensor, shift: torch.Tensor) -> bool:
+    """``layer(bn(x))`` as one layer, exact for nn.Linear and unpadded convolutions."""
+    if user.op != "call_module" or _module_calls(gm, user.target) != 1:
+        return False
+    layer = gm.get_submodule(user.target)
+    if isinstance(layer, nn.Linear):
+        if layer.in_features != scale.numel():
+            return False
+        w = layer.weight.detach()
+        bias = layer.bias.detach() if layer.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+        layer.bias = nn.Parameter(bias + w @ shift.to(w), requires_grad=False)
+        layer.weight = nn.Parameter(w * scale.to(w), requires_grad=False)
+        return True
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.groups == 1 and not isinstance(layer.padding, str) \
+            and all(p == 0 for p in layer.padding):
+        w = layer.weight.detach()
+        bias = layer.bias.detach() if layer.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+        shape = (1, -1) + (1,) * (w.dim() - 2)
+        layer.bias = nn.Parameter(bias + (w * shift.reshape(shape).to(w)).flatten(1).sum(1), requires_grad=False)
+        layer.weight = nn.Parameter(w * scale.reshape(shape).to(w), requires_grad=False)
+        return True
+    return False
+
+
+def _strip_softmax(gm: fx.GraphModule) -> bool:
+    """Remove a final softmax / log-softmax (the explained quantity becomes the log-odds)."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    last = out.args[0]
+    if not isinstance(last, fx.Node):
+        return False
+    is_softmax = (last.op == "call_module" and isinstance(gm.get_submodule(last.target), _SOFTMAX_MODULES)) or (
+        last.op == "call_function" and last.target in _SOFTMAX_FUNCTIONS) or (
+        last.op == "call_method" and last.target in ("softmax", "log_softmax"))
+    if not is_softmax:
+        return False
+    last.replace_all_uses_with(last.args[0])
+    gm.graph.erase_node(last)
+    gm.graph.lint()
+    gm.recompile()
+    return True
+
+
+def _log_odds_top(gm: fx.GraphModule) -> None:
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    last = out.args[0]
+    if not (isinstance(last, fx.Node) and last.op == "call_module"
+            and isinstance(gm.get_submodule(last.target), nn.Linear)):
+        raise UnsupportedModelError(
+            "output='log-odds' needs a model whose logits come from a final nn.Linear layer "
+            "(THEORY.md section 3); use output='logit' for this model."
+        )
+    if _module_calls(gm, last.target) != 1:
+        raise UnsupportedModelError("output='log-odds': the final nn.Linear is also used elsewhere in the model.")
+    _set_submodule(gm, last.target, LogOdds(gm.get_submodule(last.target)))
+    gm.recompile()
+
+
+def neuralize_module(
+    model: nn.Module,
+    output: str | None = None,
+    input_shape: Sequence[int] | None = None,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[Any] | None = None,
+) -> Network:
+    """Rewrite a PyTorch model as a :class:`neon.Network` (the model itself is left as it was).
+
+    Parameters
+    ----------
+    model
+        An ``nn.Module`` that ``torch.fx`` can trace (no data-dependent control flow).
+    output
+        ``"logit"`` (explain the model's raw outputs) or ``"log-odds"`` (the final ``nn.Linear``
+        becomes the log-odds top of THEORY.md section 3). Default: ``"log-odds"`` when the model
+        ends in a softmax (which is then removed), else ``"logit"``: neon cannot tell a
+        classifier's logits from the outputs of a multi-output regressor.
+    """
+    if output not in (None, "logit", "log-odds"):
+        raise ValueError(f"output={output!r} for a PyTorch model; use 'logit' or 'log-odds'.")
+    try:
+        clone = copy.deepcopy(model)
+    except Exception as err:  # noqa: BLE001 - any failure to copy means we cannot work safely
+        raise UnsupportedModelError(f"cannot copy {type(model).__name__} to neuralize it: {err}") from err
+    clone.eval()
+    _strip_hooks(clone)
+    for p in clone.parameters():
+        p.requires_grad_(False)
+    try:
+        graph = _Tracer().trace(clone)
+    except Exception as err:  # noqa: BLE001 - fx raises many types; all mean "cannot trace"
+        raise UnsupportedModelError(
+            f"torch.fx cannot trace {type(model).__name__}: {type(err).__name__}: {err}. neon needs models "
+            "without data-dependent control flow, built from supported layers. " + SUPPORTED_TEXT
+        ) from err
+    gm = fx.GraphModule(clone, graph, class_name=type(model).__name__)
+    fold_batchnorm(gm)
+    had_softmax = _strip_softmax(gm)
+    kind = output or ("log-odds" if had_softmax else "logit")
+    if kind == "log-odds":
+        _log_odds_top(gm)
+    return Network(gm, output_kind=kind, input_shape=input_shape, feature_names=feature_names,
+                   target_names=target_names, description=type(model).__name__)
