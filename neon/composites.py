@@ -15,9 +15,10 @@ from typing import Any
 from torch import nn
 
 from .exceptions import RuleError
+from .graph import AVG_POOL_MODULES
 from .layers.affine import ChannelAffine, is_affine
 from .layers.top import LogOdds
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Proportional, Rule, ZBox, ZPlus
 
 #: Type specifications a composite understands besides module classes.
 TYPE_SPECS = {
@@ -123,8 +124,14 @@ class Composite:
     def assign(self, infos: Sequence[LayerInfo]) -> dict[str, Rule]:
         """Rules for the nodes this composite has an opinion on (a subset of ``infos``)."""
         rules: dict[str, Rule] = {}
-        first_done = False
         affine = [i for i in infos if i.affine]
+        # zennit's "first layer": the first affine layer (in execution order) matching a first-map spec.
+        first_rule: dict[str, Rule] = {}
+        for info in affine:
+            match = next((r for s, r in self.first if _matches(s, info)), None)
+            if match is not None:
+                first_rule[info.name] = match
+                break
         n_rest = max(len(affine) - 1, 0)
         cut1, cut2 = round(n_rest / 3), round(2 * n_rest / 3)
         for info in infos:
@@ -133,9 +140,8 @@ class Composite:
                 i = info.affine_index
                 pos = "first" if i == 0 else "lower" if i - 1 < cut1 else "middle" if i - 1 < cut2 else "top"
                 rule = self.by_position.get(pos)
-            if rule is None and info.affine and self.first and not first_done:
-                rule = next((r for s, r in self.first if _matches(s, info)), None)
-                first_done = rule is not None
+            if rule is None:
+                rule = first_rule.get(info.name)
             if rule is None:
                 rule = next((r for s, r in self.by_type if _matches(s, info)), None)
             if rule is not None:
@@ -211,8 +217,12 @@ class Overview(Composite):
 
 
 def lrp0() -> Composite:
-    """LRP-0 on every affine layer."""
-    return Composite(by_type=[("affine", Epsilon(0.0))], name="lrp0")
+    """LRP-0 on every affine layer, and unstabilised proportional splits in pools and sums.
+
+    On a bias-free ReLU network this equals gradient x input and conserves relevance exactly.
+    """
+    exact = Proportional(0.0)
+    return Composite(by_type=[("affine", Epsilon(0.0)), (AVG_POOL_MODULES, exact), ("sum", exact)], name="lrp0")
 
 
 def epsilon(epsilon: float = 1e-6) -> Composite:

@@ -1,0 +1,170 @@
+"""Every rule equals a slow dense reference written from its formula (float64, 1e-10).
+
+Random Linear and Conv2d layers, signed inputs, signed relevance, biases of both signs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dense_reference as ref
+from neon.exceptions import RuleError
+from neon.layers import ChannelAffine
+from neon.rules import (
+    AlphaBeta,
+    Context,
+    Epsilon,
+    Flat,
+    Gamma,
+    Pass,
+    Proportional,
+    Reference,
+    WinnerTakesAll,
+    WSquare,
+    ZBox,
+    ZPlus,
+)
+
+LAYERS = {
+    "linear": (lambda: nn.Linear(7, 5), (7,)),
+    "conv": (lambda: nn.Conv2d(2, 3, 3, padding=1), (2, 5, 5)),
+    "conv-stride": (lambda: nn.Conv2d(2, 4, 3, stride=2), (2, 7, 7)),
+    "conv1d": (lambda: nn.Conv1d(3, 2, 2, padding=1, dilation=2), (3, 6)),
+    "channel-affine": (lambda: ChannelAffine(torch.randn(3), torch.randn(3)), (3, 4)),
+}
+
+RULES = {
+    "lrp0": (Epsilon(0.0), lambda a, W, b, R, x: ref.epsilon(a, W, b, R, 0.0)),
+    "epsilon": (Epsilon(0.1), lambda a, W, b, R, x: ref.epsilon(a, W, b, R, 0.1)),
+    "gamma": (Gamma(0.25), lambda a, W, b, R, x: ref.gamma(a, W, b, R, 0.25)),
+    "gamma-large": (Gamma(3.0, stabilizer=1e-4), lambda a, W, b, R, x: ref.gamma(a, W, b, R, 3.0, 1e-4)),
+    "zplus": (ZPlus(), lambda a, W, b, R, x: ref.zplus(a, W, b, R)),
+    "alpha2beta1": (AlphaBeta(2, 1), lambda a, W, b, R, x: ref.alpha_beta(a, W, b, R, 2, 1)),
+    "alpha1beta0": (AlphaBeta(1, 0), lambda a, W, b, R, x: ref.alpha_beta(a, W, b, R, 1, 0)),
+    "zbox": (ZBox(-1.5, 2.0), lambda a, W, b, R, x: ref.zbox(a, W, b, R, -1.5, 2.0)),
+    "wsquare": (WSquare(), lambda a, W, b, R, x: ref.wsquare(a, W, b, R)),
+    "flat": (Flat(), lambda a, W, b, R, x: ref.flat(a, W, b, R)),
+    "reference": (None, lambda a, W, b, R, x: ref.reference(a, W, b, R, x)),
+}
+
+
+def _setup(layer_name: str, seed: int):
+    torch.manual_seed(seed)
+    make, in_shape = LAYERS[layer_name]
+    layer = make().double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn_like(p))
+    layer.requires_grad_(False)
+    a = torch.randn((4,) + in_shape, dtype=torch.float64)
+    z = layer(a)
+    R = torch.randn_like(z)
+    return layer, in_shape, a, z, R
+
+
+@pytest.mark.parametrize("layer_name", list(LAYERS))
+@pytest.mark.parametrize("rule_name", list(RULES))
+def test_rule_matches_dense_reference(layer_name: str, rule_name: str) -> None:
+    layer, in_shape, a, z, R = _setup(layer_name, seed=hash((layer_name, rule_name)) % 1000)
+    rule, reference = RULES[rule_name]
+    x_ref = np.random.default_rng(0).normal(size=in_shape)
+    if rule is None:
+        rule = Reference(torch.from_numpy(x_ref))
+    (got,) = rule.relevance(layer, [a], z, R, Context(target=torch.zeros(len(a), dtype=torch.long)))
+    W, b = ref.dense_matrix(layer, in_shape)
+    n = len(a)
+    want = reference(a.reshape(n, -1).numpy(), W, b, R.reshape(n, -1).numpy(), x_ref.reshape(1, -1))
+    assert got.shape == a.shape
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got.reshape(n, -1).numpy(), want, rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_zbox_per_channel_bounds() -> None:
+    layer, in_shape, a, z, R = _setup("conv", seed=3)
+    low, high = torch.tensor([-1.0, -2.0]), torch.tensor([1.5, 0.5])
+    (got,) = ZBox(low, high).relevance(layer, [a], z, R, Context(target=torch.zeros(4, dtype=torch.long)))
+    W, b = ref.dense_matrix(layer, in_shape)
+    lo = np.broadcast_to(low.numpy()[:, None, None], in_shape).reshape(1, -1)
+    hi = np.broadcast_to(high.numpy()[:, None, None], in_shape).reshape(1, -1)
+    want = ref.zbox(a.reshape(4, -1).numpy(), W, b, R.reshape(4, -1).numpy(), lo, hi)
+    np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_gamma_fast_path_for_relu_inputs_equals_reference() -> None:
+    # Non-negative inputs and relevance only on z > 0 (as after a ReLU) take the fast path.
+    layer, in_shape, a, z, R = _setup("conv", seed=5)
+    a = a.clamp(min=0)
+    z = layer(a)
+    R = torch.where(z > 0, torch.rand_like(z), torch.zeros_like(z))
+    (got,) = Gamma(0.5).relevance(layer, [a], z, R, Context(target=torch.zeros(4, dtype=torch.long)))
+    W, b = ref.dense_matrix(layer, in_shape)
+    want = ref.gamma(a.reshape(4, -1).numpy(), W, b, R.reshape(4, -1).numpy(), 0.5)
+    np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_lrp0_conserves_without_bias() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 4, bias=False).double().requires_grad_(False)
+    a = torch.randn(3, 6, dtype=torch.float64)
+    z = layer(a)
+    (got,) = Epsilon(0).relevance(layer, [a], z, z, Context(target=torch.zeros(3, dtype=torch.long)))
+    np.testing.assert_allclose(got.sum(1).numpy(), z.sum(1).numpy(), rtol=1e-12)
+
+
+def test_proportional_on_average_pooling_is_the_epsilon_rule_of_its_dense_map() -> None:
+    torch.manual_seed(1)
+    pool = nn.AvgPool2d(2)
+    a = torch.rand(3, 2, 4, 4, dtype=torch.float64)
+    z = pool(a)
+    R = torch.randn_like(z)
+    (got,) = Proportional().relevance(pool, [a], z, R, Context(target=torch.zeros(3, dtype=torch.long)))
+    W, b = ref.dense_matrix(pool, (2, 4, 4))
+    want = ref.epsilon(a.reshape(3, -1).numpy(), W, b, R.reshape(3, -1).numpy(), 1e-6)
+    np.testing.assert_allclose(got.reshape(3, -1).numpy(), want, rtol=1e-10, atol=1e-13)
+
+
+def test_winner_takes_all_routes_relevance_to_the_max() -> None:
+    pool = nn.MaxPool2d(2)
+    a = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    z = pool(a)
+    R = torch.randn_like(z)
+    (got,) = WinnerTakesAll().relevance(pool, [a], z, R, Context(target=torch.zeros(2, dtype=torch.long)))
+    want = np.zeros((2, 1, 4, 4))
+    an = a.numpy()
+    for n in range(2):
+        for i in range(2):
+            for j in range(2):
+                block = an[n, 0, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+                u, v = np.unravel_index(block.argmax(), block.shape)
+                want[n, 0, 2 * i + u, 2 * j + v] = R[n, 0, i, j]
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_pass_returns_relevance_unchanged() -> None:
+    R = torch.randn(3, 4)
+    (got,) = Pass().relevance(nn.ReLU(), [torch.randn(3, 4)], torch.randn(3, 4), R, None)
+    assert got is R
+
+
+@pytest.mark.parametrize("make", [lambda: AlphaBeta(2, 0.5), lambda: AlphaBeta(-1, -2), lambda: Gamma(-0.1),
+                                  lambda: Epsilon(-1.0)])
+def test_invalid_rule_parameters_raise(make) -> None:
+    with pytest.raises(RuleError):
+        make()
+
+
+def test_epsilon_relative_uses_rms_of_each_sample() -> None:
+    torch.manual_seed(2)
+    layer = nn.Linear(5, 3).double().requires_grad_(False)
+    a = torch.randn(2, 5, dtype=torch.float64)
+    a[1] *= 100  # a sample's stabiliser must not depend on the other sample's scale
+    z = layer(a)
+    (got,) = Epsilon(0.25, relative=True).relevance(layer, [a], z, z, None)
+    W, b = ref.dense_matrix(layer, (5,))
+    for n in range(2):
+        eps = 0.25 * np.sqrt((z[n].detach().numpy() ** 2).mean())
+        want = ref.epsilon(a[n:n + 1].numpy(), W, b, z[n:n + 1].detach().numpy(), eps)
+        np.testing.assert_allclose(got[n:n + 1].detach().numpy(), want, rtol=1e-10)
