@@ -109,10 +109,13 @@ def propagate(
     x: Tensor,
     target: Tensor,
     record: bool = False,
+    baseline: Tensor | None = None,
 ) -> Propagation:
     """Explain ``target`` (one index per sample) of the network given by ``steps`` at ``x``.
 
-    The initial relevance is the value of the explained output (THEORY.md section 1).
+    The initial relevance is the value of the explained output (THEORY.md section 1), minus
+    ``baseline`` (one value per sample, ``f(x~)`` of a reference point) when given: then the
+    explained value is ``f(x) - f(x~)``.
     """
     with torch.no_grad():
         out, env = forward(steps, x, keep=True)
@@ -120,8 +123,9 @@ def propagate(
         value = out.gather(1, target).squeeze(1)
         ctx = Context(target=target.squeeze(1))
         output_step = steps[-1]
+        seed = value if baseline is None else value - baseline.to(value).reshape(-1)
         relevance: dict[fx.Node, Tensor] = {
-            output_step.inputs[0]: torch.zeros_like(out).scatter(1, target, value.unsqueeze(1))
+            output_step.inputs[0]: torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
         }
         layers: dict[str, Tensor] | None = {} if record else None
         result = None

@@ -207,7 +207,9 @@ class Explainer:
         for start in range(0, n, chunk):
             xb = xc[start:start + chunk]
             tb = self._targets(net, xb, target, start, n)
-            p = net.propagate(xb, tb, self._rules_for(net), record=record)
+            # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from.
+            bb = None if self.baseline_ is None else self.baseline_.to(device=tb.device).gather(0, tb)
+            p = net.propagate(xb, tb, self._rules_for(net), record=record, baseline=bb)
             rel.append(p.relevance)
             val.append(p.value)
             tgt.append(tb)

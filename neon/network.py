@@ -199,9 +199,13 @@ class Network(nn.Module):
                 fitted[step.name] = rules[step.name].fit(step.module, inputs, env[step.node], ctx)
         return fitted
 
-    def propagate(self, x: Tensor, target: Tensor, rules: dict[str, Rule], record: bool = False) -> Propagation:
-        """Explain ``target`` at ``x`` with rules from :meth:`assign_rules` (and :meth:`fit_rules`)."""
-        return propagate(self.steps, rules, x, target, record=record)
+    def propagate(self, x: Tensor, target: Tensor, rules: dict[str, Rule], record: bool = False,
+                  baseline: Tensor | None = None) -> Propagation:
+        """Explain ``target`` at ``x`` with rules from :meth:`assign_rules` (and :meth:`fit_rules`).
+
+        ``baseline`` (one value per sample, e.g. ``f(x~)``) is subtracted from the initial relevance.
+        """
+        return propagate(self.steps, rules, x, target, record=record, baseline=baseline)
 
     # ------------------------------------------------------------------ display
     def summary(self, rules: dict[str, Rule] | None = None) -> str:
