@@ -8,6 +8,7 @@ convolutional layer; one with no foldable neighbour becomes a :class:`~neon.laye
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,44 @@ def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
 
 def _module_calls(gm: fx.GraphModule, target: str) -> int:
     return sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == target)
+
+
+_INPLACE_FUNCTIONS = (operator.iadd, operator.isub, operator.imul, operator.itruediv, torch.relu_)
+
+
+def _is_inplace(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` overwrites its first argument in the traced model."""
+    if not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    if node.op == "call_module":
+        module = gm.get_submodule(node.target)
+        return bool(getattr(module, "inplace", False)) and not isinstance(module, nn.modules.dropout._DropoutNd)
+    if node.op == "call_function":
+        return node.target in _INPLACE_FUNCTIONS or node.kwargs.get("inplace") is True
+    if node.op == "call_method":
+        return isinstance(node.target, str) and node.target.endswith("_") and not node.target.startswith("_")
+    return False
+
+
+def resolve_inplace(gm: fx.GraphModule) -> None:
+    """Make the aliasing of in-place operations explicit in the graph.
+
+    neon runs every operation out of place (the rules need the values before and after an
+    activation), but in the traced model ``h = conv(x); a = relu_(h); a + h`` adds ``relu(h)``
+    to itself. Every later user of an overwritten value is therefore rewired to the result of
+    the in-place operation, so the graph computes exactly what the model computed. Aliasing
+    through views (``v = h.view(...)`` before ``relu_(h)``) is not tracked.
+    """
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    for node in list(gm.graph.nodes):
+        if not _is_inplace(gm, node):
+            continue
+        src = node.args[0]
+        if src.op in ("get_attr",):
+            continue
+        for user in list(src.users):
+            if user is not node and order[user] > order[node]:
+                user.replace_input_with(src, node)
 
 
 def fold_batchnorm(gm: fx.GraphModule) -> None:
@@ -176,14 +215,18 @@ def neuralize_module(
     _strip_hooks(clone)
     for p in clone.parameters():
         p.requires_grad_(False)
+    tracer = _Tracer()
+    if tracer.is_leaf_module(clone, ""):
+        clone = nn.Sequential(clone)  # a bare layer: trace it as a call, not through its functional body
     try:
-        graph = _Tracer().trace(clone)
+        graph = tracer.trace(clone)
     except Exception as err:  # noqa: BLE001 - fx raises many types; all mean "cannot trace"
         raise UnsupportedModelError(
             f"torch.fx cannot trace {type(model).__name__}: {type(err).__name__}: {err}. neon needs models "
             "without data-dependent control flow, built from supported layers. " + SUPPORTED_TEXT
         ) from err
     gm = fx.GraphModule(clone, graph, class_name=type(model).__name__)
+    resolve_inplace(gm)
     fold_batchnorm(gm)
     had_softmax = _strip_softmax(gm)
     kind = output or ("log-odds" if had_softmax else "logit")
