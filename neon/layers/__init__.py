@@ -2,6 +2,7 @@
 
 from .affine import AFFINE_TYPES, AffineView, ChannelAffine, as_affine, is_affine, linear_view
 from .distance import CentroidContrast, SquaredDistance, squared_distances
+from .kernel import RBFContrast
 from .pooling import ReduceMax, ReduceMin
 from .top import LogOdds
 
@@ -18,4 +19,5 @@ __all__ = [
     "is_affine",
     "linear_view",
     "squared_distances",
+    "RBFContrast",
 ]

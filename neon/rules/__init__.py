@@ -10,6 +10,7 @@ from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Reference, WSqu
 from .base import Context, Rule, vjp
 from .distance import Distance, Midpoint
 from .pooling import Pass, Proportional, SoftMax, SoftMin, WinnerTakesAll
+from .svc import SVCGradientInput, SVCHybrid, SVCMidpoint
 
 
 #: LRP-0 is the epsilon rule without stabiliser.
@@ -39,4 +40,7 @@ __all__ = [
     "ZBox",
     "ZPlus",
     "vjp",
+    "SVCGradientInput",
+    "SVCHybrid",
+    "SVCMidpoint",
 ]

@@ -1,0 +1,202 @@
+"""Support vector classifiers as networks: RBF ``SVC`` (NEON, Bley et al. 2025), linear ``SVC`` and ``LinearSVC``.
+
+RBF kernel (THEORY.md section 4): every one-vs-one class pair ``(a, b)`` becomes the log-ratio
+``g_ab = logsumexp_i(-gamma z_i) - logsumexp_j(-gamma z_j)`` of its two kernel sums
+(:class:`neon.layers.RBFContrast`), which has the sign of libsvm's pairwise decision function; the
+class value is ``f_c = min_{c' != c} g_cc'`` (:class:`neon.layers.ReduceMin`, hard minimum forward,
+soft-min redistribution with ``beta = 1``). Linear kernel: the pairwise decision functions are one
+affine layer, followed by the same minimum. ``LinearSVC``: one affine layer whose outputs are
+``decision_function``.
+
+Binary models have two outputs ``[-g, g]`` (``[-f, f]`` for linear ones), the second with the sign
+(and, for linear models, the value) of ``decision_function``; the default target, the arg-max, is the
+predicted class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..composites import Composite
+from ..exceptions import UnsupportedModelError
+from ..layers.kernel import RBFContrast
+from ..layers.pooling import ReduceMin
+from ..network import Network
+from ..rules import SoftMin
+from ..rules.svc import SVCHybrid
+from ._registry import register_types
+
+try:  # scikit-learn is optional for neon as a whole
+    from sklearn.svm import SVC, LinearSVC
+    from sklearn.utils.validation import check_is_fitted
+except ImportError:  # pragma: no cover
+    SVC = LinearSVC = None
+
+SUPPORTED_KERNELS = "kernel='rbf' (NEON, Bley et al. 2025) and kernel='linear' (one affine layer)"
+
+#: Stiffness of the soft-min that redistributes f_c = min_c' g_cc' over the class pairs (units of g).
+PAIR_BETA = 1.0
+
+
+def _as_dense(a: Any) -> np.ndarray:
+    return np.asarray(a.toarray() if hasattr(a, "toarray") else a, dtype=np.float64)
+
+
+def _meta(model: Any) -> dict[str, Any]:
+    names = getattr(model, "feature_names_in_", None)
+    return {
+        "target_names": list(model.classes_),
+        "input_shape": (int(model.n_features_in_),),
+        "feature_names": None if names is None else [str(f) for f in names],
+        "description": type(model).__name__,
+    }
+
+
+def _check_output(output: str | None, model: Any) -> None:
+    if output not in (None, "decision"):
+        raise ValueError(f"output={output!r} for {type(model).__name__}; its explained output is 'decision' "
+                         "(the only choice: SVMs have no probabilities of their own).")
+
+
+def ovo_pairs(model: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """libsvm's one-vs-one layout of a fitted ``SVC``, one entry per pair ``(a, b)``, ``a < b``.
+
+    Returns ``(pos_index, pos_coef, neg_index, neg_coef, intercept)``: the support vectors of class
+    ``a`` with non-zero coefficient (all ``> 0``), those of class ``b`` (all ``< 0``), and the
+    intercept, oriented so that ``sum pos_coef k + sum neg_coef k + intercept > 0`` votes for ``a``.
+    sklearn stores the coefficient of a class-``a`` support vector for the pair ``(a, b)`` in row
+    ``b - 1`` of ``dual_coef_`` and that of a class-``b`` one in row ``a``; for binary models it
+    negates ``dual_coef_`` and ``intercept_`` so that positive means ``classes_[1]``.
+    """
+    dual = _as_dense(model.dual_coef_)
+    intercept = np.asarray(model.intercept_, dtype=np.float64).ravel()
+    k = len(model.classes_)
+    sign = -1.0 if k == 2 else 1.0
+    starts = np.r_[0, np.cumsum(model.n_support_)]
+    pairs = []
+    p = 0
+    for a in range(k):
+        for b in range(a + 1, k):
+            ia = np.arange(starts[a], starts[a + 1])
+            ib = np.arange(starts[b], starts[b + 1])
+            ca, cb = sign * dual[b - 1, ia], sign * dual[a, ib]
+            pairs.append((ia[ca != 0], ca[ca != 0], ib[cb != 0], cb[cb != 0], float(sign * intercept[p])))
+            p += 1
+    return pairs
+
+
+def _pair_min(k: int) -> list[tuple[str, nn.Module]]:
+    return [("pool", ReduceMin())]
+
+
+def _pair_rules(extra: list[tuple[Any, Any]] | None = None) -> Composite:
+    return Composite(by_type=list(extra or []) + [(ReduceMin, SoftMin(PAIR_BETA))], name="SVC")
+
+
+def _rbf_network(model: Any) -> Network:
+    pairs = ovo_pairs(model)
+    sv = torch.as_tensor(_as_dense(model.support_vectors_))
+    layer = RBFContrast(sv, float(model._gamma), [tuple(torch.as_tensor(t) for t in pr[:4]) + (pr[4],)
+                                                  for pr in pairs], len(model.classes_))
+    n_sv, d = sv.shape
+    return Network.sequential(
+        [("pairs", layer)] + _pair_min(len(model.classes_)),
+        output_kind="decision",
+        default_rules=_pair_rules([(RBFContrast, SVCHybrid())]),
+        chunk_size=4096,
+        **_meta(model),
+    )
+
+
+def _oriented_linear(weight: np.ndarray, bias: np.ndarray, k: int) -> nn.Linear:
+    """Pairwise affine units ``w_ab^T x + b_ab`` (``a < b``) in the ``(K, K - 1)`` layout, flattened."""
+    rows, offs = [], []
+    pair = {}
+    for a in range(k):
+        for b in range(a + 1, k):
+            pair[(a, b)] = len(pair)
+    for c in range(k):
+        for o in range(k):
+            if o == c:
+                continue
+            p, s = pair[(min(c, o), max(c, o))], (1.0 if c < o else -1.0)
+            rows.append(s * weight[p])
+            offs.append(s * bias[p])
+    return _linear(np.stack(rows), np.asarray(offs))
+
+
+def _linear(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
+    lin = nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(weight, dtype=torch.float64))
+        lin.bias.copy_(torch.as_tensor(bias, dtype=torch.float64))
+    return lin
+
+
+def _linear_svc_network(model: Any) -> Network:
+    coef = _as_dense(model.coef_)
+    intercept = np.asarray(model.intercept_, dtype=np.float64).ravel()
+    k = len(model.classes_)
+    if k == 2:
+        return Network.sequential([("linear", _linear(np.stack([-coef[0], coef[0]]),
+                                                      np.array([-intercept[0], intercept[0]])))],
+                                  output_kind="decision", **_meta(model))
+    # sklearn's public coef_/intercept_ of a multi-class SVC are libsvm's: positive votes for the first class.
+    layers = [("linear", _oriented_linear(coef, intercept, k)), ("unflatten", nn.Unflatten(1, (k, k - 1)))]
+    return Network.sequential(layers + _pair_min(k), output_kind="decision", default_rules=_pair_rules(),
+                              **_meta(model))
+
+
+if SVC is not None:
+
+    @register_types(SVC, description="sklearn SVC (kernel 'rbf': NEON of Bley et al. 2025, binary and one-vs-one; "
+                                     "kernel 'linear': affine layer)")
+    def neuralize_svc(model: Any, output: str | None = None) -> Network:
+        """An ``SVC`` as a network whose arg-max is ``predict`` (THEORY.md section 4, "RBF SVC").
+
+        Parameters
+        ----------
+        model
+            A fitted ``sklearn.svm.SVC`` with ``kernel='rbf'`` or ``kernel='linear'``.
+        output
+            ``None`` or ``"decision"``.
+
+        Returns
+        -------
+        Network
+            Outputs ``(n, n_classes)``: ``f_c = min_{c' != c} g_cc'`` (for two classes ``[-g, g]``, the
+            second with the sign of ``decision_function``). ``g`` is the log-ratio of the two kernel sums
+            for ``kernel='rbf'`` and the pairwise decision function itself for ``kernel='linear'``.
+        """
+        check_is_fitted(model)
+        _check_output(output, model)
+        kernel = model.kernel
+        if callable(kernel) or kernel not in ("rbf", "linear"):
+            what = "a callable kernel" if callable(kernel) else f"kernel={kernel!r}"
+            raise UnsupportedModelError(f"SVC with {what} is not supported; supported: {SUPPORTED_KERNELS}.")
+        if len(model.classes_) < 2:  # pragma: no cover - sklearn refuses to fit one class
+            raise UnsupportedModelError("SVC with a single class has nothing to explain.")
+        if kernel == "linear":
+            return _linear_svc_network(model)
+        return _rbf_network(model)
+
+    @register_types(LinearSVC, description="sklearn LinearSVC (one affine layer, outputs decision_function)")
+    def neuralize_linear_svc(model: Any, output: str | None = None) -> Network:
+        """A ``LinearSVC`` as one affine layer.
+
+        Binary: outputs ``[-f, f]`` with ``f = decision_function``; multi-class (one-vs-rest or
+        Crammer-Singer): the ``K`` decision functions, whose arg-max is ``predict``.
+        """
+        check_is_fitted(model)
+        _check_output(output, model)
+        coef = _as_dense(model.coef_)
+        intercept = np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(), (coef.shape[0],))
+        if len(model.classes_) == 2:
+            lin = _linear(np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]]))
+        else:
+            lin = _linear(coef, intercept)
+        return Network.sequential([("linear", lin)], output_kind="decision", **_meta(model))
