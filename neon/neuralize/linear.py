@@ -45,11 +45,12 @@ REGRESSORS = (LinearRegression, Ridge, Lasso, ElasticNet, SGDRegressor)
 
 def linear_layer(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
     """An ``nn.Linear`` (float64, frozen) holding copies of ``weight`` ``(out, in)`` and ``bias`` ``(out,)``."""
-    weight = np.asarray(weight, dtype=np.float64)
+    weight = np.array(weight, dtype=np.float64)
+    bias = np.array(bias, dtype=np.float64)
     layer = nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(weight))
-        layer.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float64)))
+        layer.bias.copy_(torch.as_tensor(bias))
     layer.requires_grad_(False)
     return layer
 
