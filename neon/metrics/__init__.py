@@ -1,0 +1,39 @@
+"""Explanation quality, measured: the four properties of the seed (THEORY.md section 5).
+
+=====================  =====================================================  ==================
+metric                 what it measures                                       better
+=====================  =====================================================  ==================
+:func:`conservation`   ``|f(x) - sum R| / |f(x)|``                            lower
+:func:`positivity`     share of negative relevance mass                       lower
+:func:`continuity`     ``||R(x) - R(x')|| / ||x - x'||``                      lower
+:func:`pixel_flipping` area under the flipping curve (MoRF / LeRF)            lower / higher
+:func:`region_perturbation`  AOPC over patches (MoRF / LeRF)                  higher / lower
+:func:`localization`   relevance mass inside a ground-truth mask; top-k hits  higher
+=====================  =====================================================  ==================
+
+Every result is a :class:`MetricResult` (``scores`` per sample, ``mean``, ``higher_is_better``,
+``direction``, ``replace``); flipping metrics return a :class:`FlippingResult` with the curves.
+Metrics work on numpy and torch inputs, batched over samples, on any model neon can neuralize,
+and never modify their inputs.
+"""
+
+from ._common import FlippingResult, MetricResult
+from .conservation import conservation
+from .continuity import continuity
+from .flipping import pixel_flipping, region_perturbation
+from .localization import localization
+from .positivity import positivity
+from .replace import REPLACEMENTS, replacement
+
+__all__ = [
+    "REPLACEMENTS",
+    "FlippingResult",
+    "MetricResult",
+    "conservation",
+    "continuity",
+    "localization",
+    "pixel_flipping",
+    "positivity",
+    "region_perturbation",
+    "replacement",
+]
