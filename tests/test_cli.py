@@ -1,0 +1,184 @@
+"""The ``neon`` command line, run as a subprocess on real files: results equal neon.explain in process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+
+import neon
+from neon import cli
+
+pytest.importorskip("neon.neuralize.kmeans")
+from sklearn.cluster import KMeans  # noqa: E402
+
+NEON_SCRIPT = Path(sys.executable).with_name("neon")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neon.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    data = load_wine(as_frame=True)
+    X = data.data.iloc[:, :6]
+    return X, X.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, wine):
+    X, Xn = wine
+    d = tmp_path_factory.mktemp("cli")
+    km = KMeans(3, n_init=4, random_state=0).fit(Xn)
+    joblib.dump(km, d / "km.joblib")
+    with open(d / "wine.csv", "w") as f:
+        f.write(",".join(X.columns) + "\n")
+        for row in Xn:
+            f.write(",".join(repr(float(v)) for v in row) + "\n")
+    np.save(d / "wine.npy", Xn)
+    return d, km
+
+
+def read_csv(path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    return header, np.loadtxt(path, delimiter=",", skiprows=1)
+
+
+def test_explain_csv_writes_the_in_process_relevance(files, wine):
+    d, km = files
+    X, Xn = wine
+    before = joblib.hash(km)
+    res = run("explain", d / "km.joblib", d / "wine.csv", "--output", d / "rel.csv")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # no progress bar when stderr is not a terminal
+    header, rel = read_csv(d / "rel.csv")
+    expected = neon.explain(km, Xn)
+    assert header == list(X.columns)
+    np.testing.assert_allclose(rel, expected.relevance, rtol=1e-12, atol=1e-9)
+    # cluster logits sum to the midpoint-rule relevance exactly (NEON, THEORY section 4)
+    mu = km.cluster_centers_
+    d2 = ((Xn[:, None, :] - mu[None]) ** 2).sum(-1)
+    c = km.predict(Xn)
+    own = d2[np.arange(len(Xn)), c]
+    d2[np.arange(len(Xn)), c] = np.inf
+    np.testing.assert_allclose(rel.sum(1), d2.min(1) - own, rtol=1e-8)
+    assert "explained 178 samples" in res.stdout
+    assert joblib.hash(joblib.load(d / "km.joblib")) == before
+
+
+@pytest.mark.skipif(not NEON_SCRIPT.exists(), reason="the neon console script is not installed in this environment")
+def test_console_script_npy_in_and_out_with_target_and_small_chunks(files, wine):
+    d, km = files
+    _, Xn = wine
+    res = subprocess.run([str(NEON_SCRIPT), "explain", str(d / "km.joblib"), str(d / "wine.npy"), "--target", "1",
+                          "--batch-size", "7", "-q", "-o", str(d / "rel.npy")], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and res.stderr == ""
+    expected = neon.explain(km, Xn, target=1)
+    np.testing.assert_allclose(np.load(d / "rel.npy"), expected.relevance, rtol=1e-12, atol=1e-9)
+    assert (np.load(d / "rel.npy").sum(1)[km.predict(Xn) != 1] < 0).all()  # a foreign cluster's logit is negative
+
+
+def test_parquet_in_and_out_and_a_plot(files, wine):
+    pytest.importorskip("pyarrow")
+    d, km = files
+    X, Xn = wine
+    X.to_parquet(d / "wine.parquet")
+    res = run("explain", d / "km.joblib", d / "wine.parquet", "-o", d / "rel.parquet", "--plot", d / "out.png")
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    rel = pd.read_parquet(d / "rel.parquet")
+    assert list(rel.columns) == list(X.columns)
+    np.testing.assert_allclose(rel.to_numpy(), neon.explain(km, Xn).relevance, rtol=1e-12, atol=1e-9)
+    assert (d / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_columns_are_matched_by_name(tmp_path, wine):
+    X, Xn = wine
+    km = KMeans(2, n_init=2, random_state=1).fit(X)  # fitted with feature names
+    joblib.dump(km, tmp_path / "km.joblib")
+    X[X.columns[::-1]].to_csv(tmp_path / "rev.csv", index=False)
+    assert cli.main(["explain", str(tmp_path / "km.joblib"), str(tmp_path / "rev.csv"), "-q",
+                     "-o", str(tmp_path / "r.csv")]) == 0
+    header, rel = read_csv(tmp_path / "r.csv")
+    assert header == list(X.columns)
+    np.testing.assert_allclose(rel, neon.explain(km, X).relevance, rtol=1e-12, atol=1e-9)
+
+
+def _error(capsys, argv):
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("neon: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_errors_are_one_line(tmp_path, files, wine, capsys):
+    d, km = files
+    X, Xn = wine
+    assert "model file" in _error(capsys, ["explain", str(tmp_path / "missing.joblib"), str(d / "wine.csv")])
+    assert "not found" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "missing.csv")])
+    assert "cannot read model file" in _error(capsys, ["explain", str(d / "wine.csv"), str(d / "wine.csv")])
+    X.drop(columns=[X.columns[2]]).to_csv(tmp_path / "short.csv", index=False)
+    assert "has 5 features per row, but the model expects 6" in _error(
+        capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "short.csv")])
+    named = KMeans(2, n_init=2, random_state=0).fit(X)
+    joblib.dump(named, tmp_path / "named.joblib")
+    assert f"missing ['{X.columns[2]}'], unexpected []" in _error(
+        capsys, ["explain", str(tmp_path / "named.joblib"), str(tmp_path / "short.csv")])
+    np.save(tmp_path / "short.npy", Xn[:, :4])
+    assert "expects 6" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "short.npy")])
+    (tmp_path / "x.txt").write_text("1,2\n")
+    assert "unsupported data format" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "x.txt")])
+    assert "unknown preset" in _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"),
+                                               "--rules", "nonsense"])
+    assert "out of range" in _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"), "--target", "7"])
+
+
+def test_unsupported_estimator_exits_nonzero_without_traceback_unless_debug(tmp_path, wine):
+    from sklearn.tree import DecisionTreeClassifier
+
+    _, Xn = wine
+    joblib.dump(DecisionTreeClassifier(max_depth=2).fit(Xn, np.arange(len(Xn)) % 2), tmp_path / "tree.joblib")
+    np.save(tmp_path / "x.npy", Xn)
+    res = run("explain", tmp_path / "tree.joblib", tmp_path / "x.npy")
+    assert res.returncode == 1
+    assert res.stderr.startswith("neon: error: UnsupportedModelError: neon cannot neuralize DecisionTreeClassifier")
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    with pytest.raises(neon.UnsupportedModelError):  # --debug lets the exception (and its traceback) through
+        cli.main(["explain", str(tmp_path / "tree.joblib"), str(tmp_path / "x.npy"), "--debug"])
+
+
+def test_inspect_lists_layers_shapes_and_rules(files, tmp_path, capsys):
+    d, km = files
+    assert cli.main(["inspect", str(d / "km.joblib")]) == 0
+    out = capsys.readouterr().out
+    assert "cluster logit" in out and "input shape: (6,)" in out
+    contrast = next(line for line in out.splitlines() if "CentroidContrast" in line)
+    assert "(3, 2)" in contrast and "Midpoint" in contrast  # K clusters x (K - 1) competitors
+    pool = next(line for line in out.splitlines() if "ReduceMin" in line)
+    assert "(3,)" in pool and "SoftMin" in pool
+
+
+def test_inspect_a_pickled_torch_module_as_subprocess(tmp_path):
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(5, 9), nn.ReLU(), nn.Linear(9, 4))
+    torch.save(model, tmp_path / "mlp.pt")  # a plain pickle
+    res = run("inspect", tmp_path / "mlp.pt", "--input-shape", "5", "--rules", "lrp0")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    linear = [line for line in lines if "Linear(" in line]
+    assert len(linear) == 2
+    assert "(9,)" in linear[0] and "(4,)" in linear[1]
+    assert all("Epsilon(" in line and "0" in line for line in linear)
+    assert any("ReLU" in line and "Pass" in line for line in lines)
