@@ -25,13 +25,21 @@ class SquaredDistance(nn.Module):
         super().__init__()
         points = torch.as_tensor(points)
         self.register_buffer("points", points.detach().clone())
-        self.register_buffer("points_sq", (self.points * self.points).sum(-1))
+        # Distances are computed in coordinates centred on the points' mean: the expansion
+        # ||x||^2 - 2 x^T p + ||p||^2 loses ~1e-16 ||x||^2 to cancellation, so small norms matter.
+        self.register_buffer("center", self.points.mean(0) if len(points) else torch.zeros_like(points[0]))
+        self.register_buffer("centered", self.points - self.center, persistent=False)
+        self.register_buffer("points_sq", (self.centered * self.centered).sum(-1))
         if offset is None:
             offset = torch.zeros(points.shape[0], dtype=points.dtype)
         self.register_buffer("offset", torch.as_tensor(offset, dtype=points.dtype).detach().clone())
 
+    def distances(self, x: Tensor) -> Tensor:
+        """``||x_n - p_j||^2`` as ``(n, J)`` (without the offsets)."""
+        return squared_distances(x - self.center, self.centered, self.points_sq)
+
     def forward(self, x: Tensor) -> Tensor:
-        return squared_distances(x, self.points, self.points_sq) + self.offset
+        return self.distances(x) + self.offset
 
     def extra_repr(self) -> str:
         return f"points={tuple(self.points.shape)}"
@@ -55,6 +63,9 @@ class CentroidContrast(nn.Module):
             raise ValueError(f"CentroidContrast needs at least 2 centroids, got {k}.")
         self.register_buffer("centroids", centroids.detach().clone())
         self.register_buffer("centroids_sq", (self.centroids * self.centroids).sum(-1))
+        # [-2 mu, mu^2]: the midpoint rule's relevance is x * (q @ -2 mu) + q @ mu^2 (one product).
+        self.register_buffer("midpoint_basis", torch.cat([-2.0 * self.centroids, self.centroids ** 2], 1),
+                             persistent=False)
         idx = torch.arange(k)
         competitors = torch.stack([torch.cat([idx[:c], idx[c + 1 :]]) for c in range(k)])
         self.register_buffer("competitors", competitors)
@@ -63,8 +74,12 @@ class CentroidContrast(nn.Module):
         return squared_distances(x, self.centroids, self.centroids_sq)
 
     def forward(self, x: Tensor) -> Tensor:
-        d = self.distances(x)
-        return d[:, self.competitors] - d.unsqueeze(-1)
+        # ||x||^2 cancels in every difference: e_k = ||mu_k||^2 - 2 mu_k^T x, h_ck = e_k - e_c (one addmm).
+        e = torch.addmm(self.centroids_sq, x, self.centroids.T, alpha=-2.0)
+        n, k = e.shape
+        full = e.unsqueeze(1) - e.unsqueeze(2)  # full[:, c, k] = e_k - e_c
+        # Drop the diagonal c == k, keeping the order of ``competitors`` (k ascending).
+        return full.view(n, k * k)[:, 1:].reshape(n, k - 1, k + 1)[:, :, :k].reshape(n, k, k - 1)
 
     def extra_repr(self) -> str:
         return f"centroids={tuple(self.centroids.shape)}"

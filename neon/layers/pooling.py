@@ -21,7 +21,7 @@ class ReduceMin(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         if self.stiffness is None:
-            return h.min(dim=-1).values
+            return h.amin(dim=-1)
         return -torch.logsumexp(-self.stiffness * h, dim=-1) / self.stiffness
 
     def extra_repr(self) -> str:
@@ -37,7 +37,7 @@ class ReduceMax(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         if self.stiffness is None:
-            return h.max(dim=-1).values
+            return h.amax(dim=-1)
         return torch.logsumexp(self.stiffness * h, dim=-1) / self.stiffness
 
     def extra_repr(self) -> str:

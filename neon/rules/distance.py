@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .._numeric import safe_divide
 from ..layers.distance import CentroidContrast, SquaredDistance
 from .base import Rule
+from .pooling import SINGLE_ROW
+
+
+#: Squared distances below this fraction of ``||x||^2 + ||x_j||^2`` are rounding noise of the expansion.
+_DIST_RTOL = 1e-10
 
 
 class Distance(Rule):
@@ -16,7 +22,10 @@ class Distance(Rule):
 
     ``R_i = sum_j (x_i - x_ji)^2 / ||x - x_j||^2 R_j``: each distance unit gives its relevance to
     the features in proportion to their share of the distance. Exactly conservative. Evaluated as
-    ``x^2 sum_j s_j - 2 x (s P) + s P^2`` with ``s_j = R_j / ||x - x_j||^2``: no ``n x J x d`` tensor.
+    ``x^2 sum_j s_j - 2 x (s P) + s P^2`` with ``s_j = R_j / ||x - x_j||^2`` (in coordinates centred on
+    the points): no ``n x J x d`` tensor. A unit whose squared distance is below ``1e-10 (||x||^2 +
+    ||x_j||^2)`` (``x`` is one of the points, up to rounding) has no feature differences to give its
+    relevance to: it keeps it, and the explanation reports it as absorbed.
     """
 
     name = "distance"
@@ -26,9 +35,14 @@ class Distance(Rule):
 
     def relevance(self, op, inputs, output, R, ctx):
         (x,) = inputs
-        d = output - op.offset
-        s = safe_divide(R, d)
-        rel = x * x * s.sum(-1, keepdim=True) - 2.0 * x * (s @ op.points) + s @ (op.points * op.points)
+        xc = x - op.center
+        d = op.distances(x)
+        # A point at (numerically) zero distance has no feature differences to share its relevance
+        # with: it gets none, and what it held is reported as absorbed (THEORY.md section 1).
+        noise = _DIST_RTOL * ((xc * xc).sum(-1, keepdim=True) + op.points_sq)
+        s = torch.where(d > noise, R / d.clamp_min(torch.finfo(d.dtype).tiny), torch.zeros_like(R))
+        p = op.centered
+        rel = xc * (xc * s.sum(-1, keepdim=True) - 2.0 * (s @ p)) + s @ (p * p)
         return (rel,)
 
 
@@ -50,6 +64,9 @@ class Midpoint(Rule):
     def relevance(self, op, inputs, output, R, ctx):
         (x,) = inputs
         n, k = x.shape[0], op.centroids.shape[0]
+        hint = ctx.extra.get(SINGLE_ROW)
+        if hint is not None and hint[0] is R:
+            return (self._one_cluster(op, x, output, R, hint[1]),)
         A = safe_divide(R, output)
         own = A.sum(-1)
         as_competitor = torch.zeros(n, k, dtype=A.dtype, device=A.device)
@@ -58,3 +75,19 @@ class Midpoint(Rule):
         mu = op.centroids
         rel = x * x * q.sum(-1, keepdim=True) - 2.0 * x * (q @ mu) + q @ (mu * mu)
         return (rel,)
+
+    @staticmethod
+    def _one_cluster(op: CentroidContrast, x: Tensor, output: Tensor, R: Tensor, rows: Tensor) -> Tensor:
+        """Only cluster ``rows[n]``'s units carry relevance: ``a_k = R_ck / h_ck``, ``q_c = -sum_k a_k``.
+
+        Then ``sum_k q_k = 0`` and ``R = x * (-2 q @ mu) + q @ mu^2``: one ``(n, K) x (K, 2d)`` product
+        and one fused multiply-add per feature (the closed form of Kauffmann et al., TNNLS 2022).
+        """
+        n, k = x.shape[0], op.centroids.shape[0]
+        idx = rows.view(-1, 1, 1).expand(-1, 1, k - 1)
+        a = safe_divide(R.gather(1, idx).squeeze(1), output.gather(1, idx).squeeze(1))
+        q = torch.zeros(n, k, dtype=a.dtype, device=a.device)
+        q.scatter_(1, op.competitors[rows], a).scatter_(1, rows.view(-1, 1), -a.sum(-1, keepdim=True))
+        d = x.shape[1]
+        coef = q @ op.midpoint_basis
+        return torch.addcmul(coef[:, d:], x, coef[:, :d])

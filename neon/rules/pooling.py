@@ -72,6 +72,23 @@ class WinnerTakesAll(Rule):
         return vjp(op, inputs, R)
 
 
+#: ``ctx.extra`` key under which a pooling rule tells the layer below that only one row of its
+#: relevance is non-zero: ``(relevance tensor, row index per sample)``; checked by identity.
+SINGLE_ROW = "neon.single_row"
+
+
+def single_column(R: Tensor, ctx: Context) -> Tensor | None:
+    """``ctx.target`` if ``R`` (``n x K``) is non-zero only in each sample's target column, else ``None``."""
+    t = ctx.target
+    if t is None or t.dim() != 1 or len(t) != R.shape[0] or R.shape[1] == 0:
+        return None
+    t = t.view(-1, 1)
+    if bool(((t < 0) | (t >= R.shape[1])).any()):
+        return None
+    only = torch.zeros_like(R).scatter_(1, t, R.gather(1, t))
+    return t.view(-1) if torch.equal(only, R) else None
+
+
 class SoftMin(Rule):
     """Soft-min redistribution over the last axis: ``R_k = exp(-beta h_k) / sum_k' exp(-beta h_k') R_out``.
 
@@ -130,7 +147,17 @@ class SoftMin(Rule):
 
     def relevance(self, op, inputs, output, R, ctx):
         (h,) = inputs
-        weights = torch.softmax(self._sign * self._stiffness(op) * h, dim=-1)
+        stiffness = self._stiffness(op)
+        rows = single_column(R, ctx) if h.dim() == 3 and R.dim() == 2 else None
+        if rows is not None:
+            # Only the explained column carries relevance (the usual case at the network's top):
+            # soft-min over that row of units only; the rows of the other columns get zeros.
+            idx = rows.view(-1, 1, 1).expand(-1, 1, h.shape[-1])
+            weights = torch.softmax(self._sign * stiffness * h.gather(1, idx).squeeze(1), dim=-1)
+            out = torch.zeros_like(h).scatter_(1, idx, (weights * R.gather(1, rows.view(-1, 1))).unsqueeze(1))
+            ctx.extra[SINGLE_ROW] = (out, rows)
+            return (out,)
+        weights = torch.softmax(self._sign * stiffness * h, dim=-1)
         return (weights * R.unsqueeze(-1),)
 
 

@@ -1,0 +1,87 @@
+"""k-means -> :class:`neon.Network` (NEON, Kauffmann et al., TNNLS 2022).
+
+The logit of cluster ``c`` is
+
+``f_c(x) = min_{k != c} (||x - mu_k||^2 - ||x - mu_c||^2)``
+
+(Kauffmann, Esders, Ruff, Montavon, Müller, "From clustering to cluster explanations via neural
+networks", IEEE TNNLS 2022; THEORY.md section 4). It is positive exactly for the cluster that
+``KMeans.predict`` assigns and negative for every other cluster, so ``argmax_c f_c = predict(x)``.
+As a network: :class:`~neon.layers.CentroidContrast` (the ``K (K - 1)`` affine units
+``h_ck = w_ck^T x + b_ck``, ``w_ck = 2 (mu_c - mu_k)``, ``b_ck = ||mu_k||^2 - ||mu_c||^2``) then
+a hard :class:`~neon.layers.ReduceMin`. Rules: soft-min pooling with ``beta = 1 / mean f_c`` over
+the fit data (:class:`~neon.rules.SoftMin` ``("auto")``) and the midpoint rule
+(:class:`~neon.rules.Midpoint`), which is exactly conservative.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.utils.validation import check_is_fitted
+
+from ..composites import Composite
+from ..layers.distance import CentroidContrast
+from ..layers.pooling import ReduceMin
+from ..network import Network
+from ..rules import Midpoint, SoftMin
+from ._registry import register_types
+
+#: Rows per internal batch: small enough that the per-chunk temporaries (``n x K x (K-1)`` logits,
+#: ``n x d`` relevance) stay in cache, large enough that per-chunk overhead is amortised.
+_CHUNK_ELEMENTS = 1 << 17
+
+
+def kmeans_rules(beta: float | str = "auto") -> Composite:
+    """The NEON composite of a k-means network: soft-min pooling (``beta``) and the midpoint rule."""
+    return Composite(by_type=[(ReduceMin, SoftMin(beta)), (CentroidContrast, Midpoint())], name="kmeans")
+
+
+def _check_output(output: str | None) -> None:
+    if output not in (None, "cluster logit"):
+        raise ValueError(f"output={output!r} is not available for k-means; its only output is 'cluster logit' "
+                         "(use output=None).")
+
+
+@register_types(KMeans, MiniBatchKMeans,
+                description="KMeans, MiniBatchKMeans (cluster logits; NEON, Kauffmann et al. TNNLS 2022)")
+def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = "auto",
+                     **options: Any) -> Network:
+    """Rewrite a fitted ``KMeans`` / ``MiniBatchKMeans`` as the network of cluster logits.
+
+    Parameters
+    ----------
+    model
+        A fitted ``sklearn.cluster.KMeans`` or ``MiniBatchKMeans`` with at least 2 clusters. Not modified.
+    output
+        ``None`` or ``"cluster logit"`` (the only output).
+    beta
+        Stiffness of the soft-min redistribution: ``"auto"`` (``1 / mean f_c`` over the fit data, the
+        paper's choice), or a number (``0``: every competitor equally; large: the nearest takes all).
+
+    Returns
+    -------
+    Network
+        ``forward(x)`` is ``(n, K)``: ``f_c(x)`` for every cluster ``c``; ``argmax`` is ``model.predict(x)``.
+    """
+    check_is_fitted(model, "cluster_centers_")
+    _check_output(output)
+    centers = np.asarray(model.cluster_centers_)
+    dtype = torch.float64 if centers.dtype != np.float32 else torch.float32
+    mu = torch.tensor(centers, dtype=dtype)  # a copy: the estimator's array is never shared
+    k, d = mu.shape
+    if k < 2:
+        raise ValueError(f"{type(model).__name__} has {k} cluster; cluster logits need at least 2 clusters.")
+    return Network.sequential(
+        [("contrast", CentroidContrast(mu)), ("pool", ReduceMin())],
+        output_kind="cluster logit",
+        target_names=list(range(k)),
+        input_shape=(d,),
+        feature_names=getattr(model, "feature_names_in_", None),
+        default_rules=kmeans_rules(beta),
+        chunk_size=max(256, _CHUNK_ELEMENTS // max(d, k * (k - 1))),
+        description=type(model).__name__,
+    )
