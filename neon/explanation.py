@@ -65,7 +65,9 @@ class Explanation:
             index = slice(int(index), int(index) + 1 if int(index) != -1 else None)
 
         def pick(x: Any) -> Any:
-            return None if x is None else x[index]
+            if x is None:
+                return None
+            return x.iloc[index] if hasattr(x, "iloc") else x[index]  # DataFrame data: rows, not columns
 
         return Explanation(
             relevance=pick(self.relevance), output=pick(self.output), target=pick(self.target),
