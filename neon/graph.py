@@ -162,7 +162,7 @@ def classify(gm: fx.GraphModule) -> list[Step]:
             steps.append(Step(node, "output", "output", inputs=inputs))
         elif node.op == "get_attr":
             const.add(node)
-            steps.append(Step(node, "const", str(node.target)))
+            steps.append(Step(node, "const", str(node.target), fn=_Attr(gm, str(node.target))))
         elif node.op == "call_module":
             module = gm.get_submodule(node.target)
             label = str(node.target)
@@ -189,6 +189,25 @@ def classify(gm: fx.GraphModule) -> list[Step]:
     return steps
 
 
+class _Attr:
+    """Reads a constant attribute of the graph module when run (a callable object, so deep copies follow it)."""
+
+    def __init__(self, owner: nn.Module, target: str):
+        self.owner, self.target = owner, target
+
+    def __call__(self) -> Any:
+        obj: Any = self.owner
+        for part in self.target.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _const(node: fx.Node, label: str) -> Step:
+    """A node whose value depends on shapes only (``x.size(0)``, ``x.shape``): evaluated, never explained."""
+    fn = _method(node.target) if node.op == "call_method" else node.target
+    return Step(node, "const", label, fn=fn, inputs=list(node.all_input_nodes))
+
+
 def _identity_if_dropout(module: nn.Module) -> Callable[..., Any]:
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)):
         return lambda x: x
@@ -205,7 +224,7 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
     t, label = node.target, _label(node)
     if node.op == "call_method":
         if t in _CONST_METHODS:
-            return Step(node, "const", label)
+            return _const(node, label)
         if t in _PASS_METHODS:
             return Step(node, "pass", label, fn=_PASS_METHODS[t], inputs=inputs)
         if t in _MOVE_METHODS:
@@ -216,10 +235,10 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
             return Step(node, "scale", label, fn=_method(t.rstrip("_")), inputs=inputs)
         raise _unsupported(node, f"method .{t}()")
     if t is getattr and node.args[1] in ("shape", "dtype", "device"):
-        return Step(node, "const", label)
+        return _const(node, label)
     if t is operator.getitem:
         if node.args[0] in const or not isinstance(node.args[0], fx.Node):
-            return Step(node, "const", label)
+            return _const(node, label)
         return Step(node, "move", label, fn=operator.getitem, inputs=inputs)
     if t in _PASS_FUNCTIONS:
         return Step(node, "pass", label, fn=_PASS_FUNCTIONS[t], inputs=inputs)
@@ -234,7 +253,7 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
     if t in _SCALE_FUNCTIONS and _scalar_only(node, inputs):
         return Step(node, "scale", label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
     if all(n in const for n in node.all_input_nodes):
-        return Step(node, "const", label)
+        return _const(node, label)
     raise _unsupported(node, f"function {_target_name(node)}")
 
 

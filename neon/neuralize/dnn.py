@@ -117,6 +117,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> None:
             continue
         _set_submodule(gm, node.target, ChannelAffine(scale, shift))
     gm.graph.lint()
+    gm.delete_all_unused_submodules()
     gm.recompile()
 
 
