@@ -1,0 +1,125 @@
+"""scikit-learn ReLU MLPs as networks (THEORY.md section 4, "ReLU MLPs").
+
+``MLPClassifier`` / ``MLPRegressor`` with ``activation="relu"`` are exactly ``Linear -> ReLU -> ...
+-> Linear``; a classifier ends in the log-odds top of THEORY.md section 3 (a binary one, whose
+single output unit ``f`` feeds a sigmoid, as the logits ``[0, f]``). Other activations (tanh,
+logistic, identity) are not ReLU networks and are refused.
+
+The default composite (:func:`mlp_composite`) was chosen with the feature-flipping benchmark
+``benchmarks/bench_mlp_rules.py`` (numbers in ``docs/converters/mlp.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..composites import Composite
+from ..exceptions import UnsupportedModelError
+from ..network import Network
+from ..rules import Epsilon, ZBox
+from ._registry import register_types
+from .linear import classifier_top, linear_layer
+
+
+def mlp_composite(epsilon: float = 0.25) -> Composite:
+    """neon's default for dense ReLU nets: z^B on the input layer, LRP-epsilon in between, LRP-0 on top.
+
+    - input layer: z^B (Montavon et al., Pattern Recognit. 2017) with the per-feature minimum and
+      maximum of the fit data as bounds (``ZBox("auto", "auto")``): relevance is measured against the
+      box of plausible inputs rather than against zero;
+    - hidden layers: LRP-epsilon with a per-sample stabiliser ``epsilon * RMS(z)`` of the layer output
+      (the middle-layer rule of Montavon et al., "Layer-wise relevance propagation: an overview", 2019),
+      which absorbs weak, noisy contributions;
+    - output layer ``out`` (and the log-odds top): LRP-0, so a single output unit is not shrunk by
+      its own stabiliser.
+
+    The choice is justified by the feature-flipping benchmark ``benchmarks/bench_mlp_rules.py``.
+    """
+    return Composite(
+        by_type=[("affine", Epsilon(epsilon, relative=True))],
+        first=[("dense", ZBox("auto", "auto"))],
+        by_name={"out": Epsilon(0.0)},
+        name=f"mlp(z^B input, epsilon({epsilon:g} rms) hidden, LRP-0 top)",
+    )
+
+
+def _check_relu(model: Any) -> None:
+    if model.activation != "relu":
+        raise UnsupportedModelError(
+            f"{type(model).__name__}(activation={model.activation!r}) is not a ReLU network; neon supports "
+            "MLPClassifier/MLPRegressor with activation='relu' only (THEORY.md section 4)."
+        )
+
+
+def _hidden_layers(model: Any) -> list[tuple[str, nn.Module]]:
+    layers: list[tuple[str, nn.Module]] = []
+    for i, (W, b) in enumerate(zip(model.coefs_[:-1], model.intercepts_[:-1])):
+        layers += [(f"dense{i}", linear_layer(np.asarray(W).T, b)), (f"relu{i}", nn.ReLU())]
+    return layers
+
+
+def _feature_names(model: Any) -> list[str] | None:
+    names = getattr(model, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]
+
+
+@register_types(MLPClassifier, description="MLPClassifier (activation='relu'; binary or multi-class): "
+                "dense ReLU layers + log-odds top")
+def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **options: Any) -> Network:
+    """A fitted ReLU ``MLPClassifier`` as ``Linear -> ReLU -> ... -> log-odds top``.
+
+    Parameters
+    ----------
+    output
+        ``"log-odds"`` (default; ``log(P_c / (1 - P_c))`` of ``predict_proba``) or ``"logit"``
+        (the last layer's pre-activations; for a binary model ``[-f, f]``).
+    """
+    if options:
+        raise TypeError(f"unknown options {sorted(options)} for MLPClassifier; the only option is output=.")
+    check_is_fitted(model)
+    _check_relu(model)
+    out = output or "log-odds"
+    if out not in ("log-odds", "logit"):
+        raise ValueError(f"output={output!r} for MLPClassifier; use 'log-odds' or 'logit'.")
+    if model.out_activation_ not in ("softmax", "logistic") or (model.out_activation_ == "logistic"
+                                                                 and model.n_outputs_ != 1):
+        raise UnsupportedModelError(
+            f"MLPClassifier with {model.n_outputs_} independent sigmoid outputs (multi-label) is not supported; "
+            "neon supports binary and multi-class single-label MLPClassifier."
+        )
+    top = classifier_top(np.asarray(model.coefs_[-1]).T, model.intercepts_[-1], out)
+    return Network.sequential(
+        _hidden_layers(model) + [("out", top)], output_kind=out, target_names=list(model.classes_),
+        input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
+        default_rules=mlp_composite(), description="MLPClassifier",
+    )
+
+
+@register_types(MLPRegressor, description="MLPRegressor (activation='relu', one output): dense ReLU layers")
+def neuralize_mlp_regressor(model: MLPRegressor, output: str | None = None, **options: Any) -> Network:
+    """A fitted single-output ReLU ``MLPRegressor`` as ``Linear -> ReLU -> ... -> Linear``."""
+    if options:
+        raise TypeError(f"unknown options {sorted(options)} for MLPRegressor; the only option is output=.")
+    check_is_fitted(model)
+    _check_relu(model)
+    if output not in (None, "value"):
+        raise ValueError(f"output={output!r} for MLPRegressor; use 'value' (or None).")
+    if model.n_outputs_ != 1:
+        raise UnsupportedModelError(
+            f"MLPRegressor with {model.n_outputs_} outputs is not supported; neon explains single-output "
+            "regressors (fit one model per target)."
+        )
+    top = linear_layer(np.asarray(model.coefs_[-1]).T, model.intercepts_[-1])
+    return Network.sequential(
+        _hidden_layers(model) + [("out", top)], output_kind="value", target_names=None,
+        input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
+        default_rules=mlp_composite(), description="MLPRegressor",
+    )
+
+
+__all__ = ["mlp_composite", "neuralize_mlp_classifier", "neuralize_mlp_regressor"]
