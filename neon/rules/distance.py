@@ -12,7 +12,6 @@ from ..layers.distance import CentroidContrast, SquaredDistance
 from .base import Rule
 from .pooling import SINGLE_ROW
 
-
 #: Squared distances below this fraction of ``||x||^2 + ||x_j||^2`` are rounding noise of the expansion.
 _DIST_RTOL = 1e-10
 
