@@ -27,7 +27,8 @@ def case():
 
 def test_best_is_the_best_of_recomputed_scores(case):
     model, X = case
-    grid = {"eps0": Epsilon(0.0), "eps.1": Epsilon(0.1), "eps1": Epsilon(1.0), "ref": {"0": neon.rules.Reference("mean")}}
+    grid = {"eps0": Epsilon(0.0), "eps.1": Epsilon(0.1), "eps1": Epsilon(1.0),
+            "ref": {"0": neon.rules.Reference("mean")}}
     res = tune(neon.Explainer(model), X, grid=grid, replace="mean")
     by_label = {r["label"]: r for r in res.scores}
     assert set(by_label) == set(grid) and all(r["error"] is None for r in res.scores)
