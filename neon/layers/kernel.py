@@ -16,6 +16,7 @@ term ``exp(log |b_ab|)`` inside the log-sum-exp of class ``a`` when ``b_ab > 0``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -85,15 +86,16 @@ class RBFContrast(nn.Module):
             pos_log.append(pc.log())
             neg_log.append((-nc).log())
             b = float(b)
-            pos_bias.append(torch.tensor(b).log() if b > 0 else torch.tensor(float("-inf")))
-            neg_bias.append(torch.tensor(-b).log() if b < 0 else torch.tensor(float("-inf")))
+            # float64 logs: torch.tensor(float) would round the intercept to float32
+            pos_bias.append(math.log(b) if b > 0 else float("-inf"))
+            neg_bias.append(math.log(-b) if b < 0 else float("-inf"))
         # Padding: index 0 with log-coefficient -inf, i.e. a term exp(-inf) = 0 that gets zero weight.
         self.register_buffer("pos_index", _pad(pos_idx, 0, torch.long))
         self.register_buffer("neg_index", _pad(neg_idx, 0, torch.long))
         self.register_buffer("pos_log", _pad(pos_log, float("-inf"), dtype))
         self.register_buffer("neg_log", _pad(neg_log, float("-inf"), dtype))
-        self.register_buffer("pos_bias", torch.stack(pos_bias).to(dtype))
-        self.register_buffer("neg_bias", torch.stack(neg_bias).to(dtype))
+        self.register_buffer("pos_bias", torch.tensor(pos_bias, dtype=dtype))
+        self.register_buffer("neg_bias", torch.tensor(neg_bias, dtype=dtype))
         idx = torch.arange(k)
         competitors = torch.stack([torch.cat([idx[:c], idx[c + 1:]]) for c in range(k)])
         pair_id = {}

@@ -194,7 +194,7 @@ if SVC is not None:
         check_is_fitted(model)
         _check_output(output, model)
         coef = _as_dense(model.coef_)
-        intercept = np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(), (coef.shape[0],))
+        intercept = np.array(np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(), (coef.shape[0],)))
         if len(model.classes_) == 2:
             lin = _linear(np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]]))
         else:
