@@ -281,7 +281,9 @@ def neuralize_pipeline(model: Pipeline, **options: Any) -> Network:
     *pre, (final_name, final) = model.steps
     if final is None or final == "passthrough":
         raise UnsupportedModelError("the pipeline ends in 'passthrough'; neon needs a final model to explain.")
-    d_in = int(model.n_features_in_)
+    # Pipeline.n_features_in_ asks the first step, which may be 'passthrough'.
+    first = next(step for _, step in model.steps if step is not None and step != "passthrough")
+    d_in = int(first.n_features_in_)
     chain = AffineChain(d_in)
     names = []
     for name, step in pre:
