@@ -9,13 +9,14 @@ Neuralize, then propagate: every model is first rewritten as an exactly equivale
 >>> expl = neon.Explainer(model).fit(X).explain(X)      # doctest: +SKIP
 """
 
-from . import composites, layers, rules
+from . import baselines, composites, layers, metrics, rules
 from .composites import Composite
 from .exceptions import NeonError, RuleError, UnsupportedLayerError, UnsupportedModelError
 from .explain import Explainer, explain
 from .explanation import Explanation
 from .network import Network
 from .neuralize import neuralize, supported_models
+from .tune import tune
 
 __version__ = "0.1.0"
 
@@ -28,10 +29,13 @@ __all__ = [
     "RuleError",
     "UnsupportedLayerError",
     "UnsupportedModelError",
+    "baselines",
     "composites",
     "explain",
     "layers",
+    "metrics",
     "neuralize",
     "rules",
     "supported_models",
+    "tune",
 ]
