@@ -111,8 +111,8 @@ def test_default_composite_matches_dense_reference() -> None:
     explainer = neon.Explainer(model).fit(X)
     expl = explainer.explain(X)
     np.testing.assert_array_equal(model.classes_[expl.target], model.predict(X))
-    # Dense forward/backward from THEORY.md: log-odds top (soft-min over differences, LRP-0), then
-    # epsilon(0.25 * RMS(z)) on the hidden layers, z^B with the fit data's box on the input layer.
+    # Dense forward/backward from THEORY.md: log-odds top (soft-min over differences), then
+    # epsilon(0.25 * RMS(z)) on the top and hidden layers, z^B with the fit data's box on the input layer.
     acts = _hidden(model, X)
     Wo, bo = model.coefs_[-1].T, model.intercepts_[-1]
     Z = acts[-1] @ Wo.T + bo
@@ -123,7 +123,8 @@ def test_default_composite_matches_dense_reference() -> None:
         share = np.exp(-h) / np.exp(-h).sum()
         eta = -np.log(np.exp(-h).sum())
         Wd = Wo[c] - Wo[keep]
-        R[i] = ref.epsilon(acts[-1][i:i + 1], Wd, bo[c] - bo[keep], (share * eta)[None], 0.0)[0]
+        eps = 0.25 * np.sqrt((h ** 2).mean())  # multi-class top: relative epsilon on the differences
+        R[i] = ref.epsilon(acts[-1][i:i + 1], Wd, bo[c] - bo[keep], (share * eta)[None], eps)[0]
     for layer in range(len(model.coefs_) - 2, -1, -1):
         W, b, a = model.coefs_[layer].T, model.intercepts_[layer], acts[layer]
         if layer == 0:

@@ -26,25 +26,26 @@ from ._registry import register_types
 from .linear import classifier_top, linear_layer
 
 
-def mlp_composite(epsilon: float = 0.25) -> Composite:
-    """neon's default for dense ReLU nets: z^B on the input layer, LRP-epsilon in between, LRP-0 on top.
+def mlp_composite(epsilon: float = 0.25, single_output: bool = False) -> Composite:
+    """neon's default for dense ReLU nets: z^B on the input layer, LRP-epsilon (relative) above it.
 
     - input layer: z^B (Montavon et al., Pattern Recognit. 2017) with the per-feature minimum and
       maximum of the fit data as bounds (``ZBox("auto", "auto")``): relevance is measured against the
       box of plausible inputs rather than against zero;
-    - hidden layers: LRP-epsilon with a per-sample stabiliser ``epsilon * RMS(z)`` of the layer output
-      (the middle-layer rule of Montavon et al., "Layer-wise relevance propagation: an overview", 2019),
-      which absorbs weak, noisy contributions;
-    - output layer ``out`` (and the log-odds top): LRP-0, so a single output unit is not shrunk by
-      its own stabiliser.
+    - hidden layers and a multi-class top: LRP-epsilon with a per-sample stabiliser
+      ``epsilon * RMS(z)`` of the layer output (the middle-layer rule of Montavon et al.,
+      "Layer-wise relevance propagation: an overview", 2019), which absorbs weak, noisy contributions;
+    - a single-output top (regressor, binary classifier): LRP-0. There ``RMS(z) = |z|`` and the
+      relative stabiliser would only shrink every explanation by ``1 / (1 + epsilon)``.
 
-    The choice is justified by the feature-flipping benchmark ``benchmarks/bench_mlp_rules.py``.
+    The choice is justified by the feature-flipping benchmark ``benchmarks/bench_mlp_rules.py``
+    (numbers in ``docs/converters/mlp.md``).
     """
     return Composite(
         by_type=[("affine", Epsilon(epsilon, relative=True))],
         first=[("dense", ZBox("auto", "auto"))],
-        by_name={"out": Epsilon(0.0)},
-        name=f"mlp(z^B input, epsilon({epsilon:g} rms) hidden, LRP-0 top)",
+        by_name={"out": Epsilon(0.0)} if single_output else None,
+        name=f"mlp(z^B input, epsilon({epsilon:g} rms) above" + (", LRP-0 top)" if single_output else ")"),
     )
 
 
@@ -96,7 +97,7 @@ def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **
     return Network.sequential(
         _hidden_layers(model) + [("out", top)], output_kind=out, target_names=list(model.classes_),
         input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
-        default_rules=mlp_composite(), description="MLPClassifier",
+        default_rules=mlp_composite(single_output=len(model.classes_) == 2), description="MLPClassifier",
     )
 
 
@@ -118,7 +119,7 @@ def neuralize_mlp_regressor(model: MLPRegressor, output: str | None = None, **op
     return Network.sequential(
         _hidden_layers(model) + [("out", top)], output_kind="value", target_names=None,
         input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
-        default_rules=mlp_composite(), description="MLPRegressor",
+        default_rules=mlp_composite(single_output=True), description="MLPRegressor",
     )
 
 
