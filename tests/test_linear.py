@@ -21,13 +21,20 @@ from sklearn.datasets import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import (
+    BayesianRidge,
     ElasticNet,
+    ElasticNetCV,
+    HuberRegressor,
     Lasso,
+    LassoCV,
     LinearRegression,
     LogisticRegression,
+    LogisticRegressionCV,
     Perceptron,
     Ridge,
     RidgeClassifier,
+    RidgeClassifierCV,
+    RidgeCV,
     SGDClassifier,
     SGDRegressor,
 )
@@ -92,6 +99,20 @@ def test_classifier_forward_matches_sklearn(name: str, data: str) -> None:
         np.testing.assert_allclose(out if d.ndim > 1 else out[:, 1], d, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("make", [lambda: LogisticRegressionCV(Cs=3, cv=3, max_iter=1000), lambda: RidgeClassifierCV()])
+def test_cv_classifiers(make) -> None:
+    X, y = DATA["wine"]()
+    model = make().fit(X, y)
+    net = neon.neuralize(model)
+    out = net(_torch(X)).numpy()
+    np.testing.assert_array_equal(model.classes_[out.argmax(1)], model.predict(X))
+    if net.output_kind == "log-odds":
+        P = model.predict_proba(X)
+        np.testing.assert_allclose(out, np.log(P) - np.log(P @ (1.0 - np.eye(3))), rtol=1e-6, atol=1e-8)
+    else:
+        np.testing.assert_allclose(out, model.decision_function(X), rtol=1e-6, atol=1e-9)
+
+
 def test_output_defaults_and_logit_option() -> None:
     X, y = DATA["iris"]()
     lr = LogisticRegression(max_iter=1000).fit(X, y)
@@ -118,6 +139,11 @@ REGRESSORS = {
     "lasso": lambda: Lasso(alpha=0.05),
     "enet": lambda: ElasticNet(alpha=0.05, l1_ratio=0.5),
     "sgd": lambda: SGDRegressor(random_state=0),
+    "ridge_cv": lambda: RidgeCV(),
+    "lasso_cv": lambda: LassoCV(cv=3),
+    "enet_cv": lambda: ElasticNetCV(cv=3),
+    "bayes": lambda: BayesianRidge(),
+    "huber": lambda: HuberRegressor(max_iter=500),
 }
 
 

@@ -20,13 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.linear_model import (
+    BayesianRidge,
     ElasticNet,
+    ElasticNetCV,
+    HuberRegressor,
     Lasso,
+    LassoCV,
     LinearRegression,
     LogisticRegression,
+    LogisticRegressionCV,
     Perceptron,
     Ridge,
     RidgeClassifier,
+    RidgeClassifierCV,
+    RidgeCV,
     SGDClassifier,
     SGDRegressor,
 )
@@ -39,8 +46,9 @@ from ..layers.top import LogOdds
 from ..network import Network
 from ._registry import register_types
 
-CLASSIFIERS = (LogisticRegression, SGDClassifier, RidgeClassifier, Perceptron)
-REGRESSORS = (LinearRegression, Ridge, Lasso, ElasticNet, SGDRegressor)
+CLASSIFIERS = (LogisticRegression, LogisticRegressionCV, SGDClassifier, RidgeClassifier, RidgeClassifierCV, Perceptron)
+REGRESSORS = (LinearRegression, Ridge, RidgeCV, Lasso, LassoCV, ElasticNet, ElasticNetCV, SGDRegressor, BayesianRidge,
+              HuberRegressor)
 
 
 def linear_layer(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
@@ -116,8 +124,8 @@ def _feature_names(model: Any) -> Sequence[str] | None:
     return None if names is None else [str(n) for n in names]
 
 
-@register_types(*CLASSIFIERS, description="linear classifiers (LogisticRegression binary/multinomial, "
-                "SGDClassifier, RidgeClassifier, Perceptron): one affine layer + log-odds top or logits")
+@register_types(*CLASSIFIERS, description="linear classifiers (LogisticRegression[CV] binary/multinomial, "
+                "SGDClassifier, RidgeClassifier[CV], Perceptron): one affine layer + log-odds top or logits")
 def neuralize_linear_classifier(model: Any, output: str | None = None, **options: Any) -> Network:
     """A fitted linear classifier as one affine layer, under the log-odds top where probabilistic.
 
@@ -153,8 +161,9 @@ def neuralize_linear_classifier(model: Any, output: str | None = None, **options
     )
 
 
-@register_types(*REGRESSORS, description="linear regressors (LinearRegression, Ridge, Lasso, ElasticNet, "
-                "SGDRegressor): one affine layer, f(x) - f(x~) with a reference point")
+@register_types(*REGRESSORS, description="linear regressors (LinearRegression, Ridge[CV], Lasso[CV], "
+                "ElasticNet[CV], SGDRegressor, BayesianRidge, HuberRegressor): one affine layer, f(x) - f(x~) "
+                "with a reference point")
 def neuralize_linear_regressor(model: Any, output: str | None = None, **options: Any) -> Network:
     """A fitted single-output linear regressor as one affine layer ``f(x) = w^T x + b``.
 
