@@ -230,5 +230,5 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     for a, (title, r) in zip(axes[int(show_input):], rules.items()):
         expl = Explainer(model, rules=r, output=output).fit(fit).explain(x, target=target)
         heatmap(expl, cmap=cmap, percentile=percentile, channel_axis=channel_axis, shape=shape, titles=False, ax=a)
-        a.set_title(f"{title}\n{expl.target_labels[0]}: R sum {float(expl.relevance_sum()[0]):.3g}", fontsize=9)
+        a.set_title(f"{title}\n{describe(unpack(expl)[1], 0)}", fontsize=9)
     return np.array(axes[:n], dtype=object)
