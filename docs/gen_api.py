@@ -57,12 +57,45 @@ def inline(text: str) -> str:
     return re.sub(r"``([^`]+)``", r"`\1`", text)
 
 
+_RST_BORDER = re.compile(r"^\s*=+( +=+)+\s*$")
+
+
+def _rst_table(lines: list[str]) -> list[str]:
+    """An RST "simple table" (``===  ===`` borders) as a Markdown table."""
+    border = lines[0]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"=+", border)]
+
+    def cells(line: str) -> list[str]:
+        # Columns are separated by two or more spaces; positions decide only when that is ambiguous
+        # (a cell that overflows its border still ends at the next run of spaces).
+        parts = re.split(r"\s{2,}", line.strip())
+        if len(parts) == len(spans):
+            return [inline(p) for p in parts]
+        bounds = [start for start, _ in spans] + [None]
+        return [inline(line[bounds[k]:bounds[k + 1]].strip()) for k in range(len(spans))]
+
+    rows = [cells(line) for line in lines if line.strip() and not _RST_BORDER.match(line)]
+    if not rows:
+        return []
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(spans)]
+    return out + ["| " + " | ".join(r) + " |" for r in rows[1:]]
+
+
 def _prose(lines: list[str]) -> list[str]:
-    """Paragraph lines; doctest blocks (``>>>``) and indented blocks become fenced code."""
+    """Paragraph lines; doctest blocks (``>>>``) become fenced code, RST simple tables Markdown tables."""
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
+        if _RST_BORDER.match(line):
+            block = []
+            borders = 0
+            while i < len(lines) and borders < 3:
+                borders += bool(_RST_BORDER.match(lines[i]))
+                block.append(lines[i])
+                i += 1
+            out += [""] + _rst_table(block) + [""]
+            continue
         if line.lstrip().startswith(">>>"):
             block = []
             while i < len(lines) and lines[i].strip():
