@@ -31,6 +31,7 @@ class Propagation:
     value: Tensor
     relevance: Tensor
     layers: dict[str, Tensor] | None = None
+    target: Tensor | None = None
 
 
 def _lookup(env: Mapping[fx.Node, Any], sub: Mapping[fx.Node, Any] | None = None) -> Callable[[fx.Node], Any]:
@@ -107,11 +108,11 @@ def propagate(
     steps: list[Step],
     rules: Mapping[str, Rule],
     x: Tensor,
-    target: Tensor,
+    target: Tensor | None,
     record: bool = False,
     baseline: Tensor | None = None,
 ) -> Propagation:
-    """Explain ``target`` (one index per sample) of the network given by ``steps`` at ``x``.
+    """Explain ``target`` (one index per sample; ``None``: the arg-max output) of the network at ``x``.
 
     The initial relevance is the value of the explained output (THEORY.md section 1), minus
     ``baseline`` (one value per sample, ``f(x~)`` of a reference point) when given: then the
@@ -119,6 +120,7 @@ def propagate(
     """
     with torch.no_grad():
         out, env = forward(steps, x, keep=True)
+        target = out.argmax(dim=1) if target is None else target
         target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
         value = out.gather(1, target).squeeze(1)
         ctx = Context(target=target.squeeze(1))
@@ -147,4 +149,4 @@ def propagate(
             env.pop(step.node, None)
         if result is None:
             result = torch.zeros_like(x)
-    return Propagation(outputs=out, value=value, relevance=result, layers=layers)
+    return Propagation(outputs=out, value=value, relevance=result, layers=layers, target=ctx.target)

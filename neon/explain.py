@@ -203,20 +203,26 @@ class Explainer:
                 target_names=network.target_names, output_kind=network.output_kind, rules=rules_desc,
             )
         chunk = self.batch_size or network.chunk_size or n
-        rel, val, tgt, layers = [], [], [], {} if record else None
+        relevance, val, tgt, layers = None, [], [], {} if record else None
         for start in range(0, n, chunk):
             xb = xc[start:start + chunk]
-            tb = self._targets(net, xb, target, start, n)
+            # The default target (arg-max) comes from propagate's own forward pass: no second forward.
+            tb = None if target is None and self.baseline_ is None else self._targets(net, xb, target, start, n)
             # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from.
             bb = None if self.baseline_ is None else self.baseline_.to(device=tb.device).gather(0, tb)
             p = net.propagate(xb, tb, self._rules_for(net), record=record, baseline=bb)
-            rel.append(p.relevance)
+            # Chunks go straight into one preallocated result, so each chunk's memory is reused.
+            if chunk >= n:
+                relevance = p.relevance
+            else:
+                if relevance is None:
+                    relevance = p.relevance.new_empty((n,) + tuple(p.relevance.shape[1:]))
+                relevance[start:start + len(xb)] = p.relevance
             val.append(p.value)
-            tgt.append(tb)
+            tgt.append(p.target)
             if record:
                 for k, v in p.layers.items():
                     layers.setdefault(k, []).append(v)
-        relevance = torch.cat(rel)
         value = torch.cat(val)
         targets = torch.cat(tgt)
         baseline = torch.zeros_like(value)

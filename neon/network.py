@@ -199,7 +199,7 @@ class Network(nn.Module):
                 fitted[step.name] = rules[step.name].fit(step.module, inputs, env[step.node], ctx)
         return fitted
 
-    def propagate(self, x: Tensor, target: Tensor, rules: dict[str, Rule], record: bool = False,
+    def propagate(self, x: Tensor, target: Tensor | None, rules: dict[str, Rule], record: bool = False,
                   baseline: Tensor | None = None) -> Propagation:
         """Explain ``target`` at ``x`` with rules from :meth:`assign_rules` (and :meth:`fit_rules`).
 

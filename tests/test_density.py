@@ -214,3 +214,17 @@ def test_bad_input():
             ex.explain(X, target=1)
         ex.explain(X)
         assert joblib.hash(est) == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model", ["ocsvm", "kde"])
+def test_cuda_explanation_equals_cpu(model):
+    Xtr, Xte = split(DATASETS["breast_cancer"]())
+    est = OneClassSVM(gamma="scale").fit(Xtr) if model == "ocsvm" else KernelDensity(bandwidth="scott").fit(Xtr)
+    ex = neon.Explainer(est).fit()
+    cpu = ex.explain(Xte)
+    gpu = ex.explain(torch.from_numpy(Xte).cuda())
+    assert gpu.relevance.is_cuda
+    np.testing.assert_allclose(gpu.output.cpu().numpy(), cpu.output, rtol=1e-10)
+    np.testing.assert_allclose(gpu.relevance.cpu().numpy(), cpu.relevance, rtol=1e-8, atol=1e-12)
+    assert (np.abs(gpu.absorbed.cpu().numpy()) <= 1e-8 * np.abs(cpu.output)).all()

@@ -227,3 +227,18 @@ def test_bad_input():
     ex.explain(X, target=2)
     neon.explain(km, X)
     assert joblib.hash(km) == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_explanation_equals_cpu():
+    X = StandardScaler().fit_transform(load_wine().data)
+    km = KMeans(4, n_init=3, random_state=0).fit(X)
+    ex = neon.Explainer(km).fit(X)
+    cpu = ex.explain(X)
+    gpu = ex.explain(torch.from_numpy(X).cuda())
+    assert gpu.relevance.is_cuda and gpu.relevance.dtype == torch.float64
+    np.testing.assert_array_equal(gpu.target.cpu().numpy(), cpu.target)
+    np.testing.assert_allclose(gpu.relevance.cpu().numpy(), cpu.relevance, rtol=1e-9, atol=1e-12)
+    other = ex.explain(torch.from_numpy(X).cuda(), target=1)
+    np.testing.assert_allclose(other.relevance.cpu().numpy(), ex.explain(X, target=1).relevance, rtol=1e-9,
+                               atol=1e-12)

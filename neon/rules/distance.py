@@ -10,7 +10,7 @@ from torch import Tensor
 from .._numeric import safe_divide
 from ..layers.distance import CentroidContrast, SquaredDistance
 from .base import Rule
-from .pooling import SINGLE_ROW
+from .pooling import SINGLE_ROW, SingleRow
 
 #: Squared distances below this fraction of ``||x||^2 + ||x_j||^2`` are rounding noise of the expansion.
 _DIST_RTOL = 1e-10
@@ -64,8 +64,8 @@ class Midpoint(Rule):
         (x,) = inputs
         n, k = x.shape[0], op.centroids.shape[0]
         hint = ctx.extra.get(SINGLE_ROW)
-        if hint is not None and hint[0] is R:
-            return (self._one_cluster(op, x, output, R, hint[1]),)
+        if hint is not None and hint.relevance is R and hint.inputs is output:
+            return (self._one_cluster(op, x, hint),)
         A = safe_divide(R, output)
         own = A.sum(-1)
         as_competitor = torch.zeros(n, k, dtype=A.dtype, device=A.device)
@@ -76,17 +76,17 @@ class Midpoint(Rule):
         return (rel,)
 
     @staticmethod
-    def _one_cluster(op: CentroidContrast, x: Tensor, output: Tensor, R: Tensor, rows: Tensor) -> Tensor:
-        """Only cluster ``rows[n]``'s units carry relevance: ``a_k = R_ck / h_ck``, ``q_c = -sum_k a_k``.
+    def _one_cluster(op: CentroidContrast, x: Tensor, hint: SingleRow) -> Tensor:
+        """Only cluster ``c = hint.rows[n]``'s units carry relevance: ``a_k = R_ck / h_ck``, ``q_c = -sum_k a_k``.
 
         Then ``sum_k q_k = 0`` and ``R = x * (-2 q @ mu) + q @ mu^2``: one ``(n, K) x (K, 2d)`` product
         and one fused multiply-add per feature (the closed form of Kauffmann et al., TNNLS 2022).
         """
         n, k = x.shape[0], op.centroids.shape[0]
-        idx = rows.view(-1, 1, 1).expand(-1, 1, k - 1)
-        a = safe_divide(R.gather(1, idx).squeeze(1), output.gather(1, idx).squeeze(1))
+        # 0/0 := 0: a unit on its hyperplane (h = 0) has nothing to give (THEORY.md section 1).
+        a = torch.nan_to_num_(hint.row_relevance / hint.input_row, nan=0.0, posinf=0.0, neginf=0.0)
         q = torch.zeros(n, k, dtype=a.dtype, device=a.device)
-        q.scatter_(1, op.competitors[rows], a).scatter_(1, rows.view(-1, 1), -a.sum(-1, keepdim=True))
+        q.scatter_(1, op.competitors[hint.rows], a).scatter_(1, hint.rows.view(-1, 1), -a.sum(-1, keepdim=True))
         d = x.shape[1]
         coef = q @ op.midpoint_basis
         return torch.addcmul(coef[:, d:], x, coef[:, :d])

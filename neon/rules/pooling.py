@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -73,8 +74,23 @@ class WinnerTakesAll(Rule):
 
 
 #: ``ctx.extra`` key under which a pooling rule tells the layer below that only one row of its
-#: relevance is non-zero: ``(relevance tensor, row index per sample)``; checked by identity.
+#: relevance is non-zero (a :class:`SingleRow`); the layer below checks it by identity.
 SINGLE_ROW = "neon.single_row"
+
+
+@dataclass
+class SingleRow:
+    """``relevance[n]`` (``n x K x J``) is zero except in row ``rows[n]``, which holds ``row_relevance[n]``.
+
+    ``inputs`` is the pool's input ``h`` and ``input_row`` its row ``rows[n]``: a rule below may use
+    them instead of gathering again, after checking ``hint.relevance is R`` and ``hint.inputs is output``.
+    """
+
+    relevance: Tensor
+    rows: Tensor
+    row_relevance: Tensor
+    inputs: Tensor
+    input_row: Tensor
 
 
 def single_column(R: Tensor, ctx: Context) -> Tensor | None:
@@ -82,9 +98,7 @@ def single_column(R: Tensor, ctx: Context) -> Tensor | None:
     t = ctx.target
     if t is None or t.dim() != 1 or len(t) != R.shape[0] or R.shape[1] == 0:
         return None
-    t = t.view(-1, 1)
-    if bool(((t < 0) | (t >= R.shape[1])).any()):
-        return None
+    t = t.view(-1, 1)  # targets are validated upstream; an index out of range makes gather raise
     only = torch.zeros_like(R).scatter_(1, t, R.gather(1, t))
     return t.view(-1) if torch.equal(only, R) else None
 
@@ -150,15 +164,30 @@ class SoftMin(Rule):
         stiffness = self._stiffness(op)
         rows = single_column(R, ctx) if h.dim() == 3 and R.dim() == 2 else None
         if rows is not None:
-            # Only the explained column carries relevance (the usual case at the network's top):
-            # soft-min over that row of units only; the rows of the other columns get zeros.
-            idx = rows.view(-1, 1, 1).expand(-1, 1, h.shape[-1])
-            weights = torch.softmax(self._sign * stiffness * h.gather(1, idx).squeeze(1), dim=-1)
-            out = torch.zeros_like(h).scatter_(1, idx, (weights * R.gather(1, rows.view(-1, 1))).unsqueeze(1))
-            ctx.extra[SINGLE_ROW] = (out, rows)
-            return (out,)
+            return (self._one_row(op, h, output, R, rows, stiffness, ctx),)
         weights = torch.softmax(self._sign * stiffness * h, dim=-1)
         return (weights * R.unsqueeze(-1),)
+
+    def _one_row(self, op, h: Tensor, output: Tensor, R: Tensor, rows: Tensor, stiffness: float,
+                 ctx: Context) -> Tensor:
+        """Only the explained column carries relevance (the usual case at the network's top): the
+        soft-min runs over that row of units only; every other row gets zeros."""
+        n, k, j = h.shape
+        # Row ``rows[n]`` of sample n as flat indices into h.view(n, k * j): 2-D gather/scatter are faster.
+        flat = rows.view(-1, 1) * j + torch.arange(j, device=rows.device)
+        h_row = h.reshape(n, k * j).gather(1, flat)
+        col = rows.view(-1, 1)
+        # exp(sign beta (h - y)) with y the row's min (max): every term <= 1, no overflow. A hard pool's
+        # output is that extreme already; a soft pool's is not, so it is computed.
+        if getattr(op, "stiffness", None) is None:
+            extreme = output.gather(1, col)
+        else:
+            extreme = h_row.amin(-1, keepdim=True) if self._sign < 0 else h_row.amax(-1, keepdim=True)
+        e = torch.exp((self._sign * stiffness) * (h_row - extreme))
+        r_row = e * (R.gather(1, col) / e.sum(-1, keepdim=True))
+        out = torch.zeros(n, k * j, dtype=h.dtype, device=h.device).scatter_(1, flat, r_row).view(n, k, j)
+        ctx.extra[SINGLE_ROW] = SingleRow(out, rows, r_row, h, h_row)
+        return out
 
 
 class SoftMax(SoftMin):
