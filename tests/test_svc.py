@@ -245,6 +245,28 @@ def test_batch_independence_and_chunking(monkeypatch) -> None:
     monkeypatch.setattr(kernel, "BLOCK_ELEMENTS", 3000)  # many tiny internal row blocks
     small = neon.Explainer(model).fit(X).explain(X)
     np.testing.assert_allclose(small.relevance, whole.relevance, rtol=1e-12, atol=1e-14)
+    # the exact pair-by-pair path (taken where a scaled kernel sum underflows) on every row
+    monkeypatch.setattr(kernel, "_TINY", np.inf)
+    exact = neon.Explainer(model).fit(X).explain(X)
+    np.testing.assert_allclose(exact.output, whole.output, rtol=1e-12)
+    np.testing.assert_allclose(exact.relevance, whole.relevance, rtol=1e-10, atol=1e-12)
+
+
+def test_far_points_where_scaled_sums_underflow() -> None:
+    # Far from the data the nearest support vector of a class can have a zero coefficient in a pair while
+    # the others are ~1e4 squared units further: their scaled kernel terms underflow, the layer then takes
+    # the exact pair-by-pair path for those rows. The log-ratio and the relevance stay exact.
+    X, y = _data("iris")
+    model = SVC().fit(X, y)
+    far = np.random.default_rng(0).normal(size=(40, 4)) * 1e4
+    layer = neon.neuralize(model).graph_module.pairs
+    assert 0 < int(layer._scaled(torch.as_tensor(far))[-1].sum()) < len(far)
+    out = neon.neuralize(model)(torch.as_tensor(far)).numpy()
+    rel, value, t = ref_explain(model, far, 1.0)
+    np.testing.assert_allclose(out.max(1), value, rtol=1e-9)
+    assert np.isfinite(out).all()
+    expl = neon.Explainer(model, rules={"pairs": SVCMidpoint()}).fit(X).explain(far)
+    np.testing.assert_allclose(expl.relevance, rel, rtol=1e-6, atol=1e-9 * np.abs(rel).max())
 
 
 # ---------------------------------------------------------------- ground truth

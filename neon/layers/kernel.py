@@ -16,24 +16,18 @@ term ``exp(log |b_ab|)`` inside the log-sum-exp of class ``a`` when ``b_ab > 0``
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from .distance import squared_distances
 
-#: Elements of the ``(rows, pairs, support vectors)`` intermediates per internal block.
-BLOCK_ELEMENTS = 1 << 18
+#: Elements of the ``(rows, support vectors)`` intermediates per internal row block (memory and cache).
+BLOCK_ELEMENTS = 1 << 17
 
-
-def _pad(rows: Sequence[Tensor], fill: float, dtype: torch.dtype) -> Tensor:
-    width = max(1, max(len(r) for r in rows))
-    out = torch.full((len(rows), width), fill, dtype=dtype)
-    for p, r in enumerate(rows):
-        out[p, : len(r)] = r
-    return out
+#: Scaled kernel sums below this are recomputed exactly (underflow of every term of one side).
+_TINY = 1e-280
 
 
 class RBFContrast(nn.Module):
@@ -43,65 +37,82 @@ class RBFContrast(nn.Module):
     ``c`` is ``competitors[c, j]`` (as in :class:`neon.layers.CentroidContrast`). Binary models are
     the case ``K = 2``.
 
+    Evaluation (no ``n x n_SV x d`` and no ``n x pairs x n_SV`` tensor): the distances
+    ``||x||^2 - 2 x.x_i + ||x_i||^2`` by one matrix product, ``E_i = exp(-gamma d_i - m_c(i))`` scaled by
+    the row maximum ``m_c`` of each class, then every pair's kernel sums at once as ``E @ |coef|``
+    (``log S = log(E @ |coef|) + m_c``, the intercept added by ``logaddexp``). Rows where a scaled sum
+    underflows (all of one side's support vectors ``> ~700 / gamma`` squared units further than its
+    class's nearest one) are recomputed pair by pair with ``logsumexp``.
+
     Parameters
     ----------
     support_vectors
-        ``(n_SV, d)``.
+        ``(n_SV, d)``, grouped by class (as sklearn stores them).
     gamma
         The RBF kernel width ``gamma > 0``.
-    pairs
-        One entry per class pair ``(a, b)``, ``a < b``, in the order ``(0, 1), (0, 2), ..., (1, 2), ...``:
-        ``(pos_index, pos_coef, neg_index, neg_coef, intercept)``, the support vectors of class ``a``
-        (coefficients ``> 0``) and of class ``b`` (coefficients ``< 0``) and the intercept, oriented so
-        that ``f_ab > 0`` votes for ``a``.
+    pos_coef, neg_coef
+        ``(n_SV, P)``, ``P = K (K - 1) / 2`` pairs ``(a, b)``, ``a < b``, in the order ``(0, 1), (0, 2), ...,
+        (1, 2), ...``: ``|alpha|`` of the support vectors of class ``a`` (``pos_coef``) and of class ``b``
+        (``neg_coef``) in that pair's decision function, zero elsewhere.
+    intercept
+        ``(P,)``, oriented so that ``f_ab > 0`` votes for ``a``.
+    sv_class
+        ``(n_SV,)`` class index of each support vector.
     n_classes
         ``K``.
     """
 
-    def __init__(self, support_vectors: Tensor, gamma: float, pairs: Sequence[tuple[Tensor, Tensor, Tensor, Tensor,
-                                                                                   float]], n_classes: int):
+    def __init__(self, support_vectors: Tensor, gamma: float, pos_coef: Tensor, neg_coef: Tensor,
+                 intercept: Tensor, sv_class: Tensor, n_classes: int):
         super().__init__()
         sv = torch.as_tensor(support_vectors).detach().clone()
         dtype = sv.dtype
         k = int(n_classes)
-        if len(pairs) != k * (k - 1) // 2:
-            raise ValueError(f"RBFContrast: {k} classes need {k * (k - 1) // 2} pairs, got {len(pairs)}.")
+        n_pairs = k * (k - 1) // 2
+        pos_coef = torch.as_tensor(pos_coef, dtype=dtype).detach().clone()
+        neg_coef = torch.as_tensor(neg_coef, dtype=dtype).detach().clone()
+        intercept = torch.as_tensor(intercept, dtype=torch.float64).reshape(-1)
+        sv_class = torch.as_tensor(sv_class, dtype=torch.long).reshape(-1)
         if not gamma > 0:
             raise ValueError(f"RBFContrast needs gamma > 0, got {gamma}.")
+        if pos_coef.shape != (len(sv), n_pairs) or neg_coef.shape != (len(sv), n_pairs) or len(intercept) != n_pairs:
+            raise ValueError(f"RBFContrast: {k} classes and {len(sv)} support vectors need coefficient matrices of "
+                             f"shape ({len(sv)}, {n_pairs}) and {n_pairs} intercepts.")
+        if bool((pos_coef < 0).any()) or bool((neg_coef < 0).any()):
+            raise ValueError("RBFContrast: pos_coef and neg_coef hold absolute values |alpha| >= 0.")
+        if len(sv_class) != len(sv) or bool((sv_class[1:] < sv_class[:-1]).any()):
+            raise ValueError("RBFContrast: support vectors must be grouped by class, in class order.")
+        has_pos, has_neg = (pos_coef > 0).any(0), (neg_coef > 0).any(0)
+        empty = (~has_pos & ~(intercept > 0)) | (~has_neg & ~(intercept < 0))
+        if bool(empty.any()):
+            raise ValueError(f"RBFContrast pairs {empty.nonzero().flatten().tolist()} have an empty side: the decision "
+                             "function has a constant sign there, which no log-ratio can represent.")
+        pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+        pair_a = torch.tensor([a for a, _ in pairs], dtype=torch.long)
+        pair_b = torch.tensor([b for _, b in pairs], dtype=torch.long)
+        for p, (a, b) in enumerate(pairs):
+            if bool((pos_coef[sv_class != a, p] != 0).any()) or bool((neg_coef[sv_class != b, p] != 0).any()):
+                raise ValueError(f"RBFContrast pair {p} = ({a}, {b}): coefficients outside the classes of the pair.")
         self.gamma = float(gamma)
         self.n_classes = k
+        counts = torch.bincount(sv_class, minlength=k)
+        starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.class_slices = [(int(starts[c]), int(starts[c + 1])) for c in range(k)]
         self.register_buffer("support_vectors", sv)
         self.register_buffer("sv_sq", (sv * sv).sum(-1))
-        pos_idx, pos_log, neg_idx, neg_log, pos_bias, neg_bias = [], [], [], [], [], []
-        for p, (pi, pc, ni, nc, b) in enumerate(pairs):
-            pi, ni = torch.as_tensor(pi, dtype=torch.long), torch.as_tensor(ni, dtype=torch.long)
-            pc, nc = torch.as_tensor(pc, dtype=dtype), torch.as_tensor(nc, dtype=dtype)
-            if bool((pc <= 0).any()) or bool((nc >= 0).any()):
-                raise ValueError(f"RBFContrast pair {p}: positive-side coefficients must be > 0, negative-side < 0.")
-            if (len(pc) == 0 and not b > 0) or (len(nc) == 0 and not b < 0):
-                raise ValueError(f"RBFContrast pair {p} has an empty side: its decision function has a constant "
-                                 "sign, which no log-ratio can represent.")
-            pos_idx.append(pi)
-            neg_idx.append(ni)
-            pos_log.append(pc.log())
-            neg_log.append((-nc).log())
-            b = float(b)
-            # float64 logs: torch.tensor(float) would round the intercept to float32
-            pos_bias.append(math.log(b) if b > 0 else float("-inf"))
-            neg_bias.append(math.log(-b) if b < 0 else float("-inf"))
-        # Padding: index 0 with log-coefficient -inf, i.e. a term exp(-inf) = 0 that gets zero weight.
-        self.register_buffer("pos_index", _pad(pos_idx, 0, torch.long))
-        self.register_buffer("neg_index", _pad(neg_idx, 0, torch.long))
-        self.register_buffer("pos_log", _pad(pos_log, float("-inf"), dtype))
-        self.register_buffer("neg_log", _pad(neg_log, float("-inf"), dtype))
-        self.register_buffer("pos_bias", torch.tensor(pos_bias, dtype=dtype))
-        self.register_buffer("neg_bias", torch.tensor(neg_bias, dtype=dtype))
+        self.register_buffer("sv_class", sv_class)
+        self.register_buffer("pos_coef", pos_coef)
+        self.register_buffer("neg_coef", neg_coef)
+        self.register_buffer("pair_a", pair_a)
+        self.register_buffer("pair_b", pair_b)
+        # float64 logs: torch.tensor(float) would round the intercept to float32
+        self.register_buffer("pos_bias", torch.where(intercept > 0, intercept.abs().log(), float("-inf")).to(dtype))
+        self.register_buffer("neg_bias", torch.where(intercept < 0, intercept.abs().log(), float("-inf")).to(dtype))
+        self.register_buffer("has_pos", has_pos)
+        self.register_buffer("has_neg", has_neg)
         idx = torch.arange(k)
         competitors = torch.stack([torch.cat([idx[:c], idx[c + 1:]]) for c in range(k)])
-        pair_id = {}
-        for a in range(k):
-            for b_ in range(a + 1, k):
-                pair_id[(a, b_)] = len(pair_id)
+        pair_id = {ab: p for p, ab in enumerate(pairs)}
         pair_of = torch.tensor([[pair_id[(min(c, o), max(c, o))] for o in competitors[c].tolist()] for c in range(k)],
                                dtype=torch.long).reshape(k, k - 1)
         sign = torch.tensor([[1.0 if c < o else -1.0 for o in competitors[c].tolist()] for c in range(k)],
@@ -112,28 +123,74 @@ class RBFContrast(nn.Module):
 
     @property
     def n_pairs(self) -> int:
-        return self.pos_index.shape[0]
+        return self.pos_coef.shape[1]
 
     def blocks(self, n: int) -> Iterator[slice]:
-        """Row blocks that keep the ``(rows, pairs, support vectors)`` intermediates small (memory and cache)."""
-        width = self.n_pairs * (self.pos_index.shape[1] + self.neg_index.shape[1] + 2) + self.support_vectors.shape[0]
-        step = max(1, BLOCK_ELEMENTS // width)
+        """Row blocks that keep the ``(rows, support vectors)`` intermediates small (memory and cache)."""
+        step = max(1, BLOCK_ELEMENTS // max(1, self.support_vectors.shape[0] + self.support_vectors.shape[1]))
         for start in range(0, n, step):
             yield slice(start, min(n, start + step))
 
-    def exponents(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``-gamma z`` of every term of every pair, ``(n, P, M+ + 1)`` and ``(n, P, M- + 1)``; the last column
-        is the intercept's virtual support vector (``-inf`` where it is on the other side or zero)."""
-        d = squared_distances(x, self.support_vectors, self.sv_sq)
-        n = x.shape[0]
-        up = torch.cat([-self.gamma * d[:, self.pos_index] + self.pos_log, self.pos_bias.expand(n, -1)[..., None]], -1)
-        un = torch.cat([-self.gamma * d[:, self.neg_index] + self.neg_log, self.neg_bias.expand(n, -1)[..., None]], -1)
-        return up, un
+    # ------------------------------------------------------------------ evaluation on one row block
+    def _scaled(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``E`` (n, n_SV) scaled per class, ``log S+``, ``log S-`` (n, P), the scales ``exp(m - log S)`` of
+        both sides (n, P), and the rows that need the exact path."""
+        v = -self.gamma * squared_distances(x, self.support_vectors, self.sv_sq)
+        m = torch.stack([v[:, s:e].amax(1) if e > s else v.new_full((len(v),), float("-inf"))
+                         for s, e in self.class_slices], 1)
+        e_ = torch.exp(v - m[:, self.sv_class])
+        tp, tn = e_ @ self.pos_coef, e_ @ self.neg_coef
+        mp, mn = m[:, self.pair_a], m[:, self.pair_b]
+        lp = torch.logaddexp(tp.log() + mp, self.pos_bias)
+        ln = torch.logaddexp(tn.log() + mn, self.neg_bias)
+        bad = ((tp < _TINY) & self.has_pos).any(1) | ((tn < _TINY) & self.has_neg).any(1)
+        return e_, lp, ln, torch.exp(mp - lp), torch.exp(mn - ln), bad
 
+    def _exact_side(self, v: Tensor, coef: Tensor, bias: Tensor, cls: Tensor) -> list[tuple[int, Tensor, Tensor]]:
+        """Per pair: the class's column range start, ``log S`` and the soft-min weights of its support vectors."""
+        out = []
+        for p in range(self.n_pairs):
+            s, e = self.class_slices[int(cls[p])]
+            u = torch.cat([v[:, s:e] + coef[s:e, p].log(), bias[p].expand(len(v), 1)], 1)
+            lse = torch.logsumexp(u, 1)
+            out.append((s, lse, torch.exp(u[:, :-1] - lse[:, None])))
+        return out
+
+    def _exact(self, x: Tensor) -> tuple[list, list]:
+        v = -self.gamma * squared_distances(x, self.support_vectors, self.sv_sq)
+        return (self._exact_side(v, self.pos_coef, self.pos_bias, self.pair_a),
+                self._exact_side(v, self.neg_coef, self.neg_bias, self.pair_b))
+
+    def _log_sums_block(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        _, lp, ln, _, _, bad = self._scaled(x)
+        if bool(bad.any()):
+            pos, neg = self._exact(x[bad])
+            lp[bad] = torch.stack([t[1] for t in pos], 1)
+            ln[bad] = torch.stack([t[1] for t in neg], 1)
+        return lp, ln
+
+    def net_weights(self, x: Tensor, s: Tensor) -> Tensor:
+        """``omega_i = sum_p s_p (p-_pi - p+_pi)`` per support vector, ``(n, n_SV)``, for pair factors ``s`` (n, P).
+
+        ``p+-`` are the soft-min weights (``beta = gamma``) of each side of each pair, the intercept's
+        virtual support vector counted in the normalisation; by construction ``omega`` has no column for it.
+        """
+        e_, _, _, wp, wn, bad = self._scaled(x)
+        omega = e_ * ((s * wn) @ self.neg_coef.T - (s * wp) @ self.pos_coef.T)
+        if bool(bad.any()):
+            pos, neg = self._exact(x[bad])
+            sb = s[bad]
+            ob = torch.zeros_like(omega[bad])
+            for p, ((sp_, _, w_p), (sn_, _, w_n)) in enumerate(zip(pos, neg)):
+                ob[:, sp_:sp_ + w_p.shape[1]] -= sb[:, p:p + 1] * w_p
+                ob[:, sn_:sn_ + w_n.shape[1]] += sb[:, p:p + 1] * w_n
+            omega[bad] = ob
+        return omega
+
+    # ------------------------------------------------------------------ public
     def log_sums(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``log S+`` and ``log S-`` per pair, ``(n, P)``: ``exp(log S+) - exp(log S-)`` is libsvm's decision."""
-        outs = [(torch.logsumexp(up, -1), torch.logsumexp(un, -1))
-                for up, un in (self.exponents(x[s]) for s in self.blocks(x.shape[0]))]
+        outs = [self._log_sums_block(x[b]) for b in self.blocks(x.shape[0])]
         if not outs:
             empty = x.new_zeros((0, self.n_pairs))
             return empty, empty

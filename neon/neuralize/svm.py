@@ -89,22 +89,22 @@ def ovo_pairs(model: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return pairs
 
 
-def _pair_min(k: int) -> list[tuple[str, nn.Module]]:
-    return [("pool", ReduceMin())]
-
-
 def _pair_rules(extra: list[tuple[Any, Any]] | None = None) -> Composite:
     return Composite(by_type=list(extra or []) + [(ReduceMin, SoftMin(PAIR_BETA))], name="SVC")
 
 
 def _rbf_network(model: Any) -> Network:
     pairs = ovo_pairs(model)
-    sv = torch.as_tensor(_as_dense(model.support_vectors_))
-    layer = RBFContrast(sv, float(model._gamma), [tuple(torch.as_tensor(t) for t in pr[:4]) + (pr[4],)
-                                                  for pr in pairs], len(model.classes_))
-    n_sv, d = sv.shape
+    sv = _as_dense(model.support_vectors_)
+    pos, neg = np.zeros((len(sv), len(pairs))), np.zeros((len(sv), len(pairs)))
+    for p, (pi, pc, ni, nc, _) in enumerate(pairs):
+        pos[pi, p], neg[ni, p] = pc, -nc
+    sv_class = np.repeat(np.arange(len(model.classes_)), model.n_support_)
+    layer = RBFContrast(torch.as_tensor(sv), float(model._gamma), torch.as_tensor(pos), torch.as_tensor(neg),
+                        torch.tensor([pr[4] for pr in pairs], dtype=torch.float64), torch.as_tensor(sv_class),
+                        len(model.classes_))
     return Network.sequential(
-        [("pairs", layer)] + _pair_min(len(model.classes_)),
+        [("pairs", layer), ("pool", ReduceMin())],
         output_kind="decision",
         default_rules=_pair_rules([(RBFContrast, SVCHybrid())]),
         chunk_size=4096,
@@ -147,7 +147,7 @@ def _linear_svc_network(model: Any) -> Network:
                                   output_kind="decision", **_meta(model))
     # sklearn's public coef_/intercept_ of a multi-class SVC are libsvm's: positive votes for the first class.
     layers = [("linear", _oriented_linear(coef, intercept, k)), ("unflatten", nn.Unflatten(1, (k, k - 1)))]
-    return Network.sequential(layers + _pair_min(k), output_kind="decision", default_rules=_pair_rules(),
+    return Network.sequential(layers + [("pool", ReduceMin())], output_kind="decision", default_rules=_pair_rules(),
                               **_meta(model))
 
 

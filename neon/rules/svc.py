@@ -113,20 +113,14 @@ class SVCHybrid(Rule):
         return (out,)
 
     def _decompose(self, op: RBFContrast, x: Tensor, s: Tensor) -> Tensor:
-        up, un = op.exponents(x)
-        wp = torch.softmax(up, -1)[..., :-1] * s[..., None]
-        wn = torch.softmax(un, -1)[..., :-1] * s[..., None]
-        n, n_sv = len(x), op.support_vectors.shape[0]
-        # omega_k = sum_p s_p (p-_pk - p+_pk): the net weight of support vector k over all pairs.
-        omega = x.new_zeros((n, n_sv))
-        omega.scatter_add_(1, op.neg_index.reshape(1, -1).expand(n, -1), wn.reshape(n, -1))
-        omega.scatter_add_(1, op.pos_index.reshape(1, -1).expand(n, -1), -wp.reshape(n, -1))
+        # omega_k = sum_p s_p (p-_pk - p+_pk): the net weight of support vector k over all pairs, so that
+        # midpoint = sum_k omega_k (x - x_k)^2 = x^2 sum(omega) - 2 x (omega SV) + omega SV^2 and
+        # GI = -2 x (omega SV), without an n x n_SV x d tensor.
+        omega = op.net_weights(x, s)
         sv = op.support_vectors
-        cross = omega @ sv
+        rel = -2.0 * x * (omega @ sv)
         eta = float(self.eta)
-        rel = -2.0 * x * cross
         if eta > 0:
-            # midpoint = sum_k omega_k (x - x_k)^2 = x^2 sum(omega) - 2 x (omega SV) + omega SV^2
             mid = x * x * omega.sum(-1, keepdim=True) + rel + omega @ (sv * sv)
             rel = (1.0 - eta) * rel + eta * mid
         return op.gamma * rel
