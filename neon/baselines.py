@@ -289,6 +289,8 @@ def shapley_sampling(model: Any, X: Any, target: Any = None, background: Any = N
         np.random.set_state(state)
     values = torch.as_tensor(np.asarray(result.values), dtype=s.x.dtype, device=s.x.device)  # (n, d, n_targets)
     base = torch.as_tensor(np.asarray(result.base_values), dtype=s.x.dtype, device=s.x.device)  # (n, n_targets)
+    if values.dim() == 2:  # shap drops the output axis of single-output models
+        values, base = values.unsqueeze(2), base.reshape(n, 1)
     idx = s.target.view(-1, 1)
     rel = values.gather(2, idx.view(-1, 1, 1).expand(n, d, 1)).squeeze(2).reshape(s.x.shape)
     f_base = base.reshape(n, -1).gather(1, idx).squeeze(1)

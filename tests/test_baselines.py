@@ -155,6 +155,9 @@ def test_shapley_sampling_exact_on_linear_model():
     w = lin.weight.detach().numpy()[0]
     np.testing.assert_allclose(e.relevance, w * (X - bg.mean(0)), rtol=1e-8, atol=1e-10)  # additive model: exact
     np.testing.assert_allclose(e.relevance.sum(1), e.output, rtol=1e-8)  # efficiency
+    one = torch.nn.Linear(4, 1).double()  # a single output: shap drops the output axis
+    e1 = baselines.shapley_sampling(one, X, background=bg, n_permutations=1)
+    np.testing.assert_allclose(e1.relevance, one.weight.detach().numpy()[0] * (X - bg.mean(0)), rtol=1e-8, atol=1e-10)
     state = np.random.get_state()[1].copy()
     baselines.shapley_sampling(lin, X, background=bg, n_permutations=1)
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # global numpy generator left alone
