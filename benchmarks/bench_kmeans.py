@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print where explain spends its time")
     parser.add_argument("--batch-size", type=int, default=None, help="rows per chunk (default: the network's)")
     args = parser.parse_args()
 
@@ -63,6 +64,14 @@ def main() -> None:
     print(f"  output array itself   {X.nbytes / 2**20:8.1f} MiB; peak RSS grew by {(rss1 - rss0) / 1024:.1f} MiB "
           f"(an n x K x K x d tensor would be {args.n * args.k * args.k * args.d * 8 / 2**30:.1f} GiB)")
     print(f"  max |absorbed| / max |f| = {cons:.1e}; targets == predict on {agree:.1%}")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        with threadpool_limits(args.threads):
+            profiler = cProfile.Profile()
+            profiler.runcall(explainer.explain, X)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
 
 
 if __name__ == "__main__":
