@@ -223,7 +223,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     target = _parse_target(args.target, network)
     # Explaining in chunks gives the same result as one call (batch independence) and lets the bar move.
     n, chunk = len(X), max(1, args.batch_size)
-    bar = _progress(n, not args.quiet)
+    bar = _progress(n, not args.quiet and n > chunk)  # a bar only when there is progress to show
     parts = []
     try:
         for start in range(0, n, chunk):

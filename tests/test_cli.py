@@ -182,3 +182,41 @@ def test_inspect_a_pickled_torch_module_as_subprocess(tmp_path):
     assert "(9,)" in linear[0] and "(4,)" in linear[1]
     assert all("Epsilon(" in line and "0" in line for line in linear)
     assert any("ReLU" in line and "Pass" in line for line in lines)
+
+
+def test_progress_bar_on_a_terminal_only_for_several_chunks_and_not_when_quiet(files, monkeypatch, capsys):
+    d, _ = files
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["explain", str(d / "km.joblib"), str(d / "wine.npy"), "--batch-size", "50"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "explaining" in err and "178/178" in err
+    assert cli.main(argv + ["--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert cli.main(argv[:-2] + ["--batch-size", "500"]) == 0  # one chunk: nothing to report
+    assert capsys.readouterr().err == ""
+
+
+def test_pipeline_with_class_label_target(tmp_path):
+    pytest.importorskip("neon.neuralize.pipeline")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.data.iloc[:, :8]
+    y = data.target.map(dict(enumerate(data.target_names)))  # string labels: 'malignant', 'benign'
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    X.iloc[:40].to_csv(tmp_path / "x.csv", index=False)
+    assert cli.main(["explain", str(tmp_path / "pipe.joblib"), str(tmp_path / "x.csv"), "--target", "malignant",
+                     "-q", "-o", str(tmp_path / "r.csv")]) == 0
+    header, rel = read_csv(tmp_path / "r.csv")
+    assert header == list(X.columns)
+    index = list(pipe.classes_).index("malignant")
+    expected = neon.explain(pipe, X.iloc[:40], target=index)
+    np.testing.assert_allclose(rel, expected.relevance, rtol=1e-12, atol=1e-12)
+    # the log-odds of 'malignant' is the signed decision function, explained in raw feature units
+    sign = 1.0 if index == 1 else -1.0
+    np.testing.assert_allclose(expected.output, sign * pipe.decision_function(X.iloc[:40]), rtol=1e-8)
