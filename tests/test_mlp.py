@@ -137,6 +137,15 @@ def test_default_composite_matches_dense_reference() -> None:
     np.testing.assert_allclose(expl.relevance, R, rtol=1e-7, atol=1e-10)
 
 
+def test_fitted_explainer_is_batch_independent() -> None:
+    X, y = DATA["digits"]()
+    model = _fit(MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=200, random_state=0), X, y)
+    explainer = neon.Explainer(model).fit(X)
+    whole = explainer.explain(X[:100]).relevance
+    parts = np.vstack([explainer.explain(X[i:min(i + 13, 100)]).relevance for i in range(0, 100, 13)])
+    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-12)
+
+
 def test_ground_truth_features_rank_first() -> None:
     X, y = make_classification(1000, 20, n_informative=3, n_redundant=0, n_repeated=0, shuffle=False,
                                class_sep=2.0, random_state=0)

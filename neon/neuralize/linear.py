@@ -100,9 +100,12 @@ def _classifier_output(model: Any, output: str | None) -> str:
     if output not in ("log-odds", "logit"):
         raise ValueError(f"output={output!r} for {type(model).__name__}; use 'log-odds' or 'logit'.")
     if output == "log-odds" and not probabilistic:
-        why = ("its predict_proba normalises one-vs-rest sigmoids, whose log-odds are not an exact network"
-               if isinstance(model, SGDClassifier) and model.loss == "log_loss"
-               else "it has no softmax/sigmoid probabilities")
+        if isinstance(model, SGDClassifier) and model.loss == "log_loss":
+            why = "its predict_proba normalises one-vs-rest sigmoids, whose log-odds are not an exact network"
+        elif isinstance(model, SGDClassifier) and model.loss == "modified_huber":
+            why = "its predict_proba is a clipped linear function of the decision function, not a sigmoid"
+        else:
+            why = "it has no softmax/sigmoid probabilities"
         raise UnsupportedModelError(
             f"output='log-odds' is not available for {type(model).__name__} ({why}); use output='logit' "
             "(the decision function). log-odds are supported for LogisticRegression and binary "
