@@ -62,7 +62,7 @@ def rules() -> None:
     model.eval()
     fig, axes = plt.subplots(3, 5, figsize=(10, 6.6))
     for row, i in enumerate([0, 7, 42]):
-        neon.plot.rules_comparison(model, X[i:i + 1], X_fit=X, ax=axes[row])
+        neon.plot.rules_comparison(model, X[i:i + 1], X_fit=X, output="log-odds", ax=axes[row])
     fig.tight_layout()
     fig.savefig(IMG / "rules.png", dpi=80)
     plt.close("all")
