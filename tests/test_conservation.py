@@ -77,7 +77,8 @@ def test_relevance_is_conserved_layer_by_layer(spec, eps) -> None:
     for step in net.steps:
         if step.kind == "input" or (step.kind == "layer" and is_affine(step.module)):
             R = expl.layers[step.name].reshape(len(x), -1).sum(1).numpy()
-            np.testing.assert_allclose(R, f, rtol=1e-9, atol=1e-12)
+            # eps > 0 moves each denominator by eps: a relative error of about eps / |z| per layer.
+            np.testing.assert_allclose(R, f, rtol=1e-9 if eps == 0 else 1e-5, atol=1e-12)
             checked += 1
     n_affine = sum(1 for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
     assert checked == n_affine + 1
