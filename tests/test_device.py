@@ -47,3 +47,20 @@ def test_cpu_model_explains_cuda_input_on_the_input_device() -> None:
     torch.testing.assert_close(expl.relevance.cpu(), ref.relevance, rtol=1e-9, atol=1e-12)
     # the user's model stays where it was
     assert next(model.parameters()).device.type == "cpu"
+
+
+@cuda
+def test_neon_converters_run_on_cuda_inputs() -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_wine
+    from sklearn.svm import OneClassSVM
+
+    X = load_wine().data
+    X = (X - X.mean(0)) / X.std(0)
+    for model in (KMeans(3, n_init=3, random_state=0).fit(X), OneClassSVM(gamma=0.1).fit(X)):
+        explainer = neon.Explainer(model).fit(X)
+        cpu = explainer.explain(X)
+        gpu = explainer.explain(torch.from_numpy(X).cuda())
+        assert gpu.relevance.device.type == "cuda"
+        np.testing.assert_allclose(gpu.relevance.cpu().numpy(), cpu.relevance, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gpu.output.cpu().numpy(), cpu.output, rtol=1e-12)
