@@ -65,8 +65,10 @@ def main() -> None:
               f"= sum of relevance {ec.relevance[i].sum():+6.2f}; top: {top(cancer.feature_names, ec.relevance[i])}")
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    positions = np.arange(X.shape[1])
     for c in range(3):
-        axes[0].plot(expl.relevance[expl.target == c].mean(0), marker="o", label=f"cluster {c}")
+        axes[0].bar(positions + (c - 1) * 0.27, expl.relevance[expl.target == c].mean(0), width=0.27,
+                    label=f"cluster {c}")
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_xticks(range(X.shape[1]), wine.feature_names, rotation=90, fontsize=7)
     axes[0].set_title("Wine k-means: mean relevance per cluster")
