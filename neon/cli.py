@@ -129,17 +129,26 @@ def load_data(path: str) -> tuple[np.ndarray, list[str] | None]:
     raise CLIError(f"unsupported data format '{p.suffix}' of '{path}'; use one of {', '.join(DATA_FORMATS)}.")
 
 
-def save_relevance(path: str, relevance: np.ndarray, names: list[str] | None) -> None:
-    """Write relevance in the layout of the data: ``.csv`` (with a header), ``.npy`` or ``.parquet``."""
+def _check_output_path(path: str, relevance: np.ndarray) -> None:
+    """Refuse an output file that cannot hold relevance shaped like ``relevance`` (before any work)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in DATA_FORMATS:
         raise CLIError(f"unsupported output format '{p.suffix}' of '{path}'; use one of {', '.join(DATA_FORMATS)}.")
+    if suffix != ".npy" and relevance.ndim != 2:
+        raise CLIError(f"relevance of per-sample shape {relevance.shape[1:]} can only be written as .npy.")
+    if not p.parent.exists():
+        raise CLIError(f"output folder '{p.parent}' does not exist.")
+
+
+def save_relevance(path: str, relevance: np.ndarray, names: list[str] | None) -> None:
+    """Write relevance in the layout of the data: ``.csv`` (with a header), ``.npy`` or ``.parquet``."""
+    _check_output_path(path, relevance)
+    p = Path(path)
+    suffix = p.suffix.lower()
     if suffix == ".npy":
         np.save(p, relevance)
         return
-    if relevance.ndim != 2:
-        raise CLIError(f"relevance of shape {relevance.shape} can only be written as .npy.")
     names = names or [f"x{i}" for i in range(relevance.shape[1])]
     if suffix == ".csv":
         with open(p, "w", newline="") as f:
@@ -216,6 +225,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     X, names = load_data(args.data)
     if X.ndim < 2:
         raise CLIError(f"DATA must hold one sample per row; got an array of shape {X.shape}.")
+    if args.output:
+        _check_output_path(args.output, X)
     network = neuralize(model, **({"output": args.model_output} if args.model_output else {}))
     X, names = match_columns(X, names, model, network)
     # Fitted on all of DATA, as neon.explain(model, DATA) is: the same result, chunk by chunk.
@@ -305,7 +316,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         with torch.no_grad():
             _, env = forward(network.steps, torch.zeros((1,) + tuple(shape), dtype=network.dtype), keep=True)
     print(f"neon.Network: {network.description or 'network'} -> {network.output_kind}"
-          + (f" ({len(network.target_names)} targets: {network.target_names})" if network.target_names else ""))
+          + (f" ({len(network.target_names)} targets: {', '.join(map(str, network.target_names))})"
+             if network.target_names else ""))
     print(f"input shape: {shape if shape is not None else 'unknown (give --input-shape)'}")
     rows = [("node", "kind", "operation", "output shape", "rule")]
     for s in network.steps:
@@ -316,9 +328,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         rows.append((s.name, s.kind, f"{op}({detail})" if detail else op,
                      _shape_text(env[s.node]) if s.node in env else "?", repr(rules[s.name]) if s.name in rules
                      else "-"))
-    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(4)]
+    widths = [min(max(len(r[i]) for r in rows), 72) for i in range(4)]
     for r in rows:
-        print("  " + "  ".join(c[:48].ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+        print("  " + "  ".join(c[:72].ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
     return 0
 
 

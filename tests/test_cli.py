@@ -220,3 +220,24 @@ def test_pipeline_with_class_label_target(tmp_path):
     # the log-odds of 'malignant' is the signed decision function, explained in raw feature units
     sign = 1.0 if index == 1 else -1.0
     np.testing.assert_allclose(expected.output, sign * pipe.decision_function(X.iloc[:40]), rtol=1e-8)
+
+
+def test_images_through_a_pickled_cnn(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3)).eval()
+    torch.save(model, tmp_path / "cnn.pt")
+    X = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    argv = ["explain", str(tmp_path / "cnn.pt"), str(tmp_path / "x.npy"), "--rules", "epsilon_gamma_box", "-q"]
+    assert cli.main(argv + ["-o", str(tmp_path / "r.npy"), "--plot", str(tmp_path / "r.png")]) == 0
+    expected = neon.explain(model, X, rules="epsilon_gamma_box")
+    got = np.load(tmp_path / "r.npy")
+    assert got.shape == X.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected.relevance, rtol=1e-6, atol=1e-7)
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert "only be written as .npy" in _error(capsys, argv + ["-o", str(tmp_path / "r.csv")])
+    assert not (tmp_path / "r.csv").exists()
