@@ -172,8 +172,73 @@ def _metric_fn(metric: Any, kwargs: dict[str, Any]) -> Callable[[Explainer, Any]
     raise ValueError(f"metric={metric!r}; use one of {METRICS} or a callable (explainer, X) -> MetricResult.")
 
 
+class _Search:
+    """Scores candidates one after the other and keeps every row (the state of one :func:`tune` call)."""
+
+    def __init__(self, explainer: Explainer, fit_data: Any, X_val: Any, score_fn: Callable[..., Any],
+                 max_seconds: float | None):
+        self.explainer, self.fit_data, self.X_val, self.score_fn = explainer, fit_data, X_val, score_fn
+        self.max_seconds = max_seconds
+        self.start = time.perf_counter()
+        self.rows: list[dict[str, Any]] = []
+        self.fitted: dict[str, Explainer] = {}
+        self.higher: bool | None = None
+        self.replace: str | None = None
+        self.truncated = False
+
+    def run(self, candidates: Mapping[str, Any], labels: Sequence[str]) -> None:
+        base = self.explainer
+        for label in labels:
+            if self.max_seconds is not None and time.perf_counter() - self.start > self.max_seconds and self.rows:
+                self.truncated = True
+                return
+            rules = candidates[label]
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"label": label, "rules": rules, "score": float("nan"), "seconds": 0.0,
+                                   "error": None}
+            try:
+                ex = Explainer(base.network_, rules=rules, reference=base.reference, batch_size=base.batch_size)
+                ex.fit(self.fit_data)
+                res = self.score_fn(ex, self.X_val)
+                if isinstance(res, MetricResult):
+                    self.higher = res.higher_is_better if self.higher is None else self.higher
+                    self.replace = res.replace if self.replace is None else self.replace
+                    row["score"] = res.mean
+                else:
+                    row["score"] = float(res)
+                self.fitted[label] = ex
+            except Exception as err:  # noqa: BLE001 - a candidate that does not apply to this network is reported
+                row["error"] = f"{type(err).__name__}: {err}"
+            row["seconds"] = time.perf_counter() - t0
+            self.rows.append(row)
+
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["error"] is None and np.isfinite(r["score"])]
+
+    def best(self) -> dict[str, Any]:
+        ok = self.ok()
+        if not ok:
+            raise ValueError("no candidate could be scored: "
+                             + "; ".join(f"{r['label']}: {r['error']}" for r in self.rows))
+        if self.higher is None:
+            raise ValueError("a callable metric returning plain numbers must return a MetricResult so that the "
+                             "direction (higher_is_better) is known.")
+        return min(ok, key=lambda r: _sort_key(r["score"], bool(self.higher)))
+
+
+def _subset(labels: list[str], budget: int | None, rng: np.random.Generator, keep_default: bool = True) -> list[str]:
+    """At most ``budget`` labels, ``"default"`` first if present, the rest a seeded random subset in grid order."""
+    if budget is None:
+        return labels
+    has_default = keep_default and "default" in labels
+    rest = [lab for lab in labels if lab != "default"] if keep_default else list(labels)
+    keep = int(budget) - (1 if has_default else 0)
+    chosen = set(rng.choice(len(rest), size=min(keep, len(rest)), replace=False).tolist()) if keep > 0 else set()
+    return [lab for lab in labels if (has_default and lab == "default") or (lab in rest and rest.index(lab) in chosen)]
+
+
 def tune(explainer: Any, X_val: Any, metric: Any = "pixel_flipping", grid: Any = None, budget: int | None = None,
-         random_state: int | None = 0, X_fit: Any = None, max_seconds: float | None = None,
+         random_state: int | None = 0, X_fit: Any = None, max_seconds: float | None = None, refine: bool = True,
          **metric_kwargs: Any) -> TuneResult:
     """Pick the rules that score best on a faithfulness metric.
 
@@ -193,8 +258,12 @@ def tune(explainer: Any, X_val: Any, metric: Any = "pixel_flipping", grid: Any =
         Candidate ``rules=`` values: a list (labelled by ``repr``) or a dict ``{label: rules}``;
         default :func:`default_grid`.
     budget
-        The most candidates to score. ``"default"`` always is; the others are a random subset
+        The most candidates to score in all. ``"default"`` always is; the others are a random subset
         drawn with ``random_state`` (kept in grid order). ``None``: all.
+    refine
+        With the default grid: a second round (a third of the budget) that repeats the parameter
+        sweeps and input-layer rules on top of the first round's winner (a greedy coordinate
+        search, so that e.g. ``epsilon_gamma_box`` + ``Reference("mean")`` at the input is reachable).
     random_state
         Seeds the subset and the metric's randomness (``"noise"`` replacement): the result is
         deterministic for a fixed seed.
@@ -226,51 +295,26 @@ def tune(explainer: Any, X_val: Any, metric: Any = "pixel_flipping", grid: Any =
         raise ValueError("grid must be a list of rules= values or a dict {label: rules}.")
     if not candidates:
         raise ValueError("the grid is empty.")
-    labels = list(candidates)
-    if budget is not None:
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, got {budget}.")
-        rest = [lab for lab in labels if lab != "default"]
-        keep = int(budget) - (1 if "default" in candidates else 0)
-        rng = np.random.default_rng(random_state)
-        chosen = set(rng.choice(len(rest), size=min(keep, len(rest)), replace=False).tolist()) if keep > 0 else set()
-        labels = [lab for lab in labels if lab == "default" or (lab in rest and rest.index(lab) in chosen)]
-    network = explainer.network_
-    rows: list[dict[str, Any]] = []
-    fitted: dict[str, Explainer] = {}
-    higher: bool | None = None
-    replace: str | None = None
-    start = time.perf_counter()
-    truncated = False
-    for label in labels:
-        if max_seconds is not None and time.perf_counter() - start > max_seconds and rows:
-            truncated = True
-            break
-        rules = candidates[label]
-        t0 = time.perf_counter()
-        row: dict[str, Any] = {"label": label, "rules": rules, "score": float("nan"), "seconds": 0.0, "error": None}
-        try:
-            ex = Explainer(network, rules=rules, reference=explainer.reference, batch_size=explainer.batch_size)
-            ex.fit(fit_data)
-            res = score_fn(ex, X_val)
-            if isinstance(res, MetricResult):
-                higher = res.higher_is_better if higher is None else higher
-                replace = res.replace if replace is None else replace
-                row["score"] = res.mean
-            else:
-                row["score"] = float(res)
-            fitted[label] = ex
-        except Exception as err:  # noqa: BLE001 - a candidate that does not apply to this network is reported
-            row["error"] = f"{type(err).__name__}: {err}"
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-    ok = [r for r in rows if r["error"] is None and np.isfinite(r["score"])]
-    if not ok:
-        raise ValueError("no candidate could be scored: " + "; ".join(f"{r['label']}: {r['error']}" for r in rows))
-    if higher is None:
-        raise ValueError("a callable metric returning plain numbers must return a MetricResult so that the "
-                         "direction (higher_is_better) is known.")
-    best = min(ok, key=lambda r: _sort_key(r["score"], higher))
+    refine = refine and grid is None
+    first_budget = None if budget is None else (max(1, math.ceil(budget * 2 / 3)) if refine else budget)
+    if budget is not None and budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}.")
+    rng = np.random.default_rng(random_state)
+    state = _Search(explainer, fit_data, X_val, score_fn, max_seconds)
+    state.run(candidates, _subset(list(candidates), first_budget, rng))
+    if refine and state.ok():
+        # Second round: the parameter sweeps and input-layer rules again, on top of the first round's winner.
+        best = state.best()
+        winner = state.fitted[best["label"]]
+        seen = {r["label"] for r in state.rows}
+        prefix = "" if best["label"] == "default" else f"{best['label']} + "
+        more = {prefix + lab: rules for lab, rules in default_grid(winner).items()
+                if lab != "default" and lab not in PRESETS and prefix + lab not in seen}
+        left = None if budget is None else budget - len(state.rows)
+        if left is None or left > 0:
+            state.run(more, _subset(list(more), left, rng, keep_default=False))
+    rows, fitted, higher, replace, truncated = state.rows, state.fitted, state.higher, state.replace, state.truncated
+    best = state.best()
     ex = fitted[best["label"]]
     return TuneResult(best_rules=best["rules"], best_label=best["label"], best_score=best["score"], explainer=ex,
                       composite=ex.composite_, scores=rows, metric=metric if isinstance(metric, str)
