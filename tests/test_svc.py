@@ -137,6 +137,17 @@ def test_kernel_sums_equal_libsvm_decision_and_labels_agree(name: str, gamma) ->
         np.testing.assert_array_equal(out[:, 0], -out[:, 1])
 
 
+def test_uncentred_raw_data() -> None:
+    # raw breast-cancer features (up to ~4,000) shifted by 1e4: the distance expansion must not cancel
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X + 1e4
+    model = SVC().fit(X, y)
+    out = neon.neuralize(model)(torch.as_tensor(X)).numpy()
+    assert (np.sign(out[:, 1]) == np.sign(model.decision_function(X))).all()
+    np.testing.assert_allclose(out[:, 1], -ref_pair(ref_pairs(model)[0], X, model._gamma)["g"], rtol=1e-8,
+                               atol=1e-8)
+
+
 @pytest.mark.parametrize("flip", [False, True])
 def test_intercept_virtual_support_vector_on_either_side(flip: bool) -> None:
     X, y = _data("moons")

@@ -38,7 +38,8 @@ class RBFContrast(nn.Module):
     the case ``K = 2``.
 
     Evaluation (no ``n x n_SV x d`` and no ``n x pairs x n_SV`` tensor): the distances
-    ``||x||^2 - 2 x.x_i + ||x_i||^2`` by one matrix product, ``E_i = exp(-gamma d_i - m_c(i))`` scaled by
+    ``||x||^2 - 2 x.x_i + ||x_i||^2`` by one matrix product (in coordinates centred on the support
+    vectors' mean), ``E_i = exp(-gamma d_i - m_c(i))`` scaled by
     the row maximum ``m_c`` of each class, then every pair's kernel sums at once as ``E @ |coef|``
     (``log S = log(E @ |coef|) + m_c``, the intercept added by ``logaddexp``). Rows where a scaled sum
     underflows (all of one side's support vectors ``> ~700 / gamma`` squared units further than its
@@ -99,7 +100,11 @@ class RBFContrast(nn.Module):
         starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.class_slices = [(int(starts[c]), int(starts[c + 1])) for c in range(k)]
         self.register_buffer("support_vectors", sv)
-        self.register_buffer("sv_sq", (sv * sv).sum(-1))
+        # Distances in coordinates centred on the support vectors' mean: the expansion
+        # ||x||^2 - 2 x.x_i + ||x_i||^2 then stays accurate for data far from the origin.
+        self.register_buffer("center", sv.mean(0) if len(sv) else torch.zeros(sv.shape[1], dtype=dtype))
+        self.register_buffer("sv_centered", sv - self.center)
+        self.register_buffer("sv_sq", (self.sv_centered * self.sv_centered).sum(-1))
         self.register_buffer("sv_class", sv_class)
         self.register_buffer("pos_coef", pos_coef)
         self.register_buffer("neg_coef", neg_coef)
@@ -135,7 +140,7 @@ class RBFContrast(nn.Module):
     def _scaled(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """``E`` (n, n_SV) scaled per class, ``log S+``, ``log S-`` (n, P), the scales ``exp(m - log S)`` of
         both sides (n, P), and the rows that need the exact path."""
-        v = -self.gamma * squared_distances(x, self.support_vectors, self.sv_sq)
+        v = -self.gamma * squared_distances(x - self.center, self.sv_centered, self.sv_sq)
         m = torch.stack([v[:, s:e].amax(1) if e > s else v.new_full((len(v),), float("-inf"))
                          for s, e in self.class_slices], 1)
         e_ = torch.exp(v - m[:, self.sv_class])
@@ -157,7 +162,7 @@ class RBFContrast(nn.Module):
         return out
 
     def _exact(self, x: Tensor) -> tuple[list, list]:
-        v = -self.gamma * squared_distances(x, self.support_vectors, self.sv_sq)
+        v = -self.gamma * squared_distances(x - self.center, self.sv_centered, self.sv_sq)
         return (self._exact_side(v, self.pos_coef, self.pos_bias, self.pair_a),
                 self._exact_side(v, self.neg_coef, self.neg_bias, self.pair_b))
 

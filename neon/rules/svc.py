@@ -117,13 +117,15 @@ class SVCHybrid(Rule):
         # midpoint = sum_k omega_k (x - x_k)^2 = x^2 sum(omega) - 2 x (omega SV) + omega SV^2 and
         # GI = -2 x (omega SV), without an n x n_SV x d tensor.
         omega = op.net_weights(x, s)
-        sv = op.support_vectors
-        rel = -2.0 * x * (omega @ sv)
+        total = omega.sum(-1, keepdim=True)
+        cross = omega @ op.sv_centered  # omega @ SV in centred coordinates (accurate for uncentred data)
+        gi = -2.0 * x * (cross + total * op.center)
         eta = float(self.eta)
-        if eta > 0:
-            mid = x * x * omega.sum(-1, keepdim=True) + rel + omega @ (sv * sv)
-            rel = (1.0 - eta) * rel + eta * mid
-        return op.gamma * rel
+        if eta == 0:
+            return op.gamma * gi
+        xc = x - op.center
+        mid = xc * xc * total - 2.0 * xc * cross + omega @ (op.sv_centered * op.sv_centered)
+        return op.gamma * ((1.0 - eta) * gi + eta * mid)
 
 
 class SVCMidpoint(SVCHybrid):
