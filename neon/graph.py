@@ -123,15 +123,28 @@ class Step:
         return self.node.name
 
 
-def _label(node: fx.Node) -> str:
+def _module_path(node: fx.Node) -> str | None:
     stack = node.meta.get("nn_module_stack")
-    if stack:
-        path = list(stack.values())[-1]
-        path = path[0] if isinstance(path, tuple) else path
-        return f"{node.target if node.op == 'call_module' else _target_name(node)} in {path}"
+    if not stack:
+        return None
+    path = list(stack.values())[-1]
+    return str(path[0] if isinstance(path, tuple) else path) or None
+
+
+def _label(node: fx.Node) -> str:
+    """``torch.sort in block.1``: the operation and the module whose forward calls it."""
     if node.op == "call_module":
         return str(node.target)
-    return f"{_target_name(node)} (node {node.name})"
+    path = _module_path(node)
+    return f"{_target_name(node)} in {path}" if path else f"{_target_name(node)} (node {node.name})"
+
+
+def _where(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return f"at module path '{node.target}'"
+    path = _module_path(node)
+    where = f"in the forward of module '{path}'" if path else "in the model's top-level forward"
+    return f"{where} (graph node '{node.name}')"
 
 
 def _target_name(node: fx.Node) -> str:
@@ -143,7 +156,7 @@ def _target_name(node: fx.Node) -> str:
 
 
 def _unsupported(node: fx.Node, what: str) -> UnsupportedLayerError:
-    return UnsupportedLayerError(f"unsupported {what}: {_label(node)}. {SUPPORTED_TEXT}")
+    return UnsupportedLayerError(f"unsupported {what} {_where(node)}. {SUPPORTED_TEXT}")
 
 
 def _is_scalar(arg: Any) -> bool:

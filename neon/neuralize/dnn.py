@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +28,38 @@ _SOFTMAX_FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax
 
 
 class _Tracer(fx.Tracer):
-    """Keeps torch.nn layers and neon layers as leaves; traces through user-defined containers."""
+    """Keeps torch.nn layers and neon layers as leaves; traces through user-defined containers.
+
+    Remembers the innermost module whose forward failed, so that the error can name it.
+    """
+
+    failed_in: str | None = None
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if type(m).__module__.startswith("neon."):
             return True
         return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                try:
+                    self.failed_in = self.path_of_module(m)
+                except NameError:
+                    self.failed_in = type(m).__name__
+            raise
+
+
+def _user_frame(err: BaseException) -> str:
+    """``file:line: code`` of the last traceback frame outside torch (the user's failing line)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename
+              and "/neon/" not in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" at {f.filename}:{f.lineno}: {f.line}"
 
 
 def _strip_hooks(model: nn.Module) -> None:
@@ -222,9 +249,11 @@ def neuralize_module(
     try:
         graph = tracer.trace(clone)
     except Exception as err:  # noqa: BLE001 - fx raises many types; all mean "cannot trace"
+        where = f" in module '{tracer.failed_in}'" if tracer.failed_in else ""
         raise UnsupportedModelError(
-            f"torch.fx cannot trace {type(model).__name__}: {type(err).__name__}: {err}. neon needs models "
-            "without data-dependent control flow, built from supported layers. " + SUPPORTED_TEXT
+            f"torch.fx cannot trace {type(model).__name__}{where}{_user_frame(err)}: {type(err).__name__}: {err}. "
+            "neon needs models without data-dependent control flow (no Python `if` or loop on tensor values), "
+            "built from supported layers. " + SUPPORTED_TEXT
         ) from err
     gm = fx.GraphModule(clone, graph, class_name=type(model).__name__)
     resolve_inplace(gm)

@@ -1,0 +1,187 @@
+"""Bad input and safety: clear errors for what neon cannot explain; the user's model is never changed.
+
+The snapshot compares every parameter and buffer bit for bit, the identity of the parameter objects,
+``requires_grad`` flags, training flags of every module and every registered hook, before and after
+neon ran: successfully, or with an error raised midway.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import neon
+from neon.composites import EpsilonGammaBox
+from neon.rules import Epsilon
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_state_dict_hooks",
+               "_load_state_dict_pre_hooks")
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "tensors": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "objects": {k: id(v) for k, v in model.state_dict(keep_vars=True).items()},
+        "dtypes": {k: v.dtype for k, v in model.state_dict(keep_vars=True).items()},
+        "requires_grad": {k: p.requires_grad for k, p in model.named_parameters()},
+        "training": {k: m.training for k, m in model.named_modules()},
+        "hooks": {k: {a: dict(getattr(m, a, {}) or {}) for a in _HOOK_DICTS} for k, m in model.named_modules()},
+        "inplace": {k: getattr(m, "inplace", None) for k, m in model.named_modules()},
+        "modules": [(k, type(m)) for k, m in model.named_modules()],
+    }
+
+
+def assert_untouched(model: nn.Module, before: dict) -> None:
+    after = snapshot(model)
+    for key in ("objects", "dtypes", "requires_grad", "training", "hooks", "inplace", "modules"):
+        assert after[key] == before[key], key
+    for k, v in before["tensors"].items():
+        w = after["tensors"][k]
+        assert v.dtype == w.dtype and v.shape == w.shape, k
+        # bit for bit, NaNs included
+        assert torch.equal(v.reshape(-1).view(torch.uint8), w.reshape(-1).view(torch.uint8)), k
+
+
+def small_resnet(train: bool) -> nn.Module:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=5)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.train(train)
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_explaining_leaves_the_model_as_it_was(train):
+    model = small_resnet(train)
+    model.fc.weight.requires_grad_(False)  # mixed flags must come back mixed
+    calls = []
+    model.layer1.register_forward_hook(lambda m, i, o: calls.append(1))
+    before = snapshot(model)
+    x = torch.randn(2, 3, 32, 32)
+    e = neon.explain(model, x, rules=EpsilonGammaBox(low=-3, high=3))
+    neon.Explainer(model, rules="epsilon", output="log-odds").fit().explain(x, target=1)
+    assert torch.isfinite(e.relevance).all()
+    assert_untouched(model, before)
+    assert calls == []  # neon never ran the user's model (nor its hooks)
+    if train:  # a train-mode model is explained as it predicts: in evaluation mode
+        with torch.no_grad():
+            torch.testing.assert_close(e.output, model.eval()(x).max(1).values, rtol=1e-5, atol=1e-5)
+
+
+class Sorter(nn.Module):
+    def forward(self, x):
+        return torch.sort(x, dim=1).values
+
+
+class Wrapped(nn.Module):
+    """conv + BatchNorm (neon folds it in its copy) before an arbitrary inner block."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm1d(4)
+        self.block = nn.Sequential(nn.ReLU(inplace=True), inner)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.block(self.bn(self.conv(x)))
+        return self.head(h.mean(-1))
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow
+            return self.lin(x)
+        return -self.lin(x)
+
+
+class WithLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.rnn = nn.LSTM(4, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.lin(x))[0][:, -1])
+
+
+class WithAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential()
+        self.encoder.add_module("att", nn.MultiheadAttention(4, 2, batch_first=True))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.encoder.att(x, x, x)[0][:, -1])
+
+
+class Outer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Untraceable()
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+CASES = {
+    "torch.sort": (lambda: Wrapped(Sorter()), (2, 2, 5), neon.UnsupportedLayerError,
+                   ["torch.sort", "block.1", "Supported"]),
+    "nn.LSTM": (WithLSTM, (2, 3, 4), neon.UnsupportedLayerError, ["LSTM", "'rnn'", "Supported"]),
+    "nn.MultiheadAttention": (WithAttention, (2, 3, 4), neon.UnsupportedLayerError,
+                              ["MultiheadAttention", "encoder.att", "Supported"]),
+    "softmax in the middle": (lambda: Wrapped(nn.Softmax(dim=1)), (2, 2, 5), neon.UnsupportedLayerError,
+                              ["Softmax", "block.1"]),
+    "control flow": (Untraceable, (2, 4), neon.UnsupportedModelError, ["cannot trace", "control flow", "Supported"]),
+    "control flow, nested": (Outer, (2, 4), neon.UnsupportedModelError, ["cannot trace", "'inner'", "x.sum() > 0"]),
+}
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_unsupported_models_raise_a_clear_error_and_stay_untouched(case, train):
+    make, shape, error, words = CASES[case]
+    torch.manual_seed(0)
+    model = make().train(train)
+    before = snapshot(model)
+    with pytest.raises(error) as info:
+        neon.explain(model, torch.randn(shape))
+    message = str(info.value)
+    for word in words:
+        assert word in message, (word, message)
+    assert_untouched(model, before)
+
+
+def test_error_in_rule_assignment_after_neuralizing_leaves_the_model_untouched():
+    model = small_resnet(train=True)
+    before = snapshot(model)
+    with pytest.raises(neon.RuleError, match="no layer named"):
+        neon.explain(model, torch.randn(1, 3, 32, 32), rules={"features.0": Epsilon(0)})
+    with pytest.raises(neon.UnsupportedModelError, match="log-odds"):
+        neon.explain(nn.Sequential(nn.Linear(3, 2), nn.ReLU()), torch.randn(2, 3), output="log-odds")
+    assert_untouched(model, before)
+
+
+def test_no_silent_gradient_fallback_for_an_unknown_elementwise_product():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(self.a(x) * torch.sigmoid(x))  # a product of two tensors: no LRP rule
+
+    with pytest.raises(neon.UnsupportedLayerError, match="mul"):
+        neon.explain(Gate(), torch.randn(2, 4))
