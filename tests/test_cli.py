@@ -86,6 +86,7 @@ def test_console_script_npy_in_and_out_with_target_and_small_chunks(files, wine)
     assert (np.load(d / "rel.npy").sum(1)[km.predict(Xn) != 1] < 0).all()  # a foreign cluster's logit is negative
 
 
+@pytest.mark.slow  # a subprocess start imports torch and scikit-learn: ~10 s on shared cores
 def test_parquet_in_and_out_and_a_plot(files, wine):
     pytest.importorskip("pyarrow")
     d, km = files
@@ -143,6 +144,7 @@ def test_errors_are_one_line(tmp_path, files, wine, capsys):
     assert "out of range" in _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"), "--target", "7"])
 
 
+@pytest.mark.slow  # a subprocess start imports torch and scikit-learn: ~10 s on shared cores
 def test_unsupported_estimator_exits_nonzero_without_traceback_unless_debug(tmp_path, wine):
     from sklearn.tree import DecisionTreeClassifier
 
@@ -168,6 +170,7 @@ def test_inspect_lists_layers_shapes_and_rules(files, tmp_path, capsys):
     assert "(3,)" in pool and "SoftMin" in pool
 
 
+@pytest.mark.slow  # a subprocess start imports torch and scikit-learn: ~10 s on shared cores
 def test_inspect_a_pickled_torch_module_as_subprocess(tmp_path):
     import torch
     from torch import nn
