@@ -190,7 +190,7 @@ def clusters(expl: Any, centroids: Any, *, feature_names: Sequence[str] | None =
     z = (mu - ref.mean(0)) / np.where(scale > 0, scale, 1.0)
     names = _names(meta, d, feature_names)
     if ax is None:
-        _, axes = plt.subplots(1, 2, figsize=(2.2 + 0.6 * k * 2, 0.3 * d + 1.5), sharey=True)
+        _, axes = plt.subplots(1, 2, figsize=(4.0 + 1.2 * k, 0.3 * d + 1.5), sharey=True)
     else:
         axes = list(np.ravel(ax))
         if len(axes) != 2:
