@@ -194,7 +194,9 @@ def task_cnn(quick: bool) -> list[Task]:
     first = next(i.name for i in explainer.network_.layer_infos() if i.affine)
     extra_rules = {"neon epsilon_gamma_box": "epsilon_gamma_box",
                    "neon input Reference(mean)": explainer.composite_.with_overrides(
-                       {first: neon.rules.Reference("mean")})}
+                       {first: neon.rules.Reference("mean")}),
+                   "neon epsilon_gamma_box + input Reference(mean)": neon.composites.preset(
+                       "epsilon_gamma_box").with_overrides({first: neon.rules.Reference("mean")})}
     tasks = []
     cache: dict = {}
     for replace in ("zero", "mean", "blur"):
