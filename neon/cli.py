@@ -6,8 +6,9 @@
     gives the feature names), ``.npy`` or ``.parquet`` file. The relevance is written in the
     layout of DATA (``.csv``, ``.npy`` or ``.parquet``, by the extension of FILE); a summary goes
     to standard output.
-``neon inspect MODEL [--rules R]``
-    Prints the neuralized network layer by layer: node, kind, operation, output shape, rule.
+``neon inspect MODEL [--rules R] [--data DATA] [--input-shape 3,32,32]``
+    Prints the neuralized network layer by layer: node, kind, operation, output shape, rule
+    (with ``--data``, the rules' data-dependent parameters fitted on DATA).
 
 Errors print one line to standard error and exit with status 1 (``--debug`` shows the traceback).
 """
@@ -300,6 +301,16 @@ def _shape_text(value: Any) -> str:
     return str(tuple(value.shape[1:])) if hasattr(value, "shape") else type(value).__name__
 
 
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise CLIError(f"--input-shape {text!r}: give the per-sample shape as integers, e.g. 3,32,32.") from None
+    if not shape or min(shape) < 1:
+        raise CLIError(f"--input-shape {text!r}: give the per-sample shape as positive integers, e.g. 3,32,32.")
+    return shape
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import torch
 
@@ -310,7 +321,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     network = neuralize(model, **({"output": args.model_output} if args.model_output else {}))
     rules = network.assign_rules(resolve(args.rules, network.default_rules))
-    shape = tuple(int(s) for s in args.input_shape.split(",")) if args.input_shape else network.input_shape
+    shape = _parse_shape(args.input_shape) if args.input_shape else network.input_shape
+    if args.data:
+        from .explain import Explainer
+
+        # Fitting shows the data-dependent parameters (soft-min stiffness, z^B bounds) as explain uses them.
+        X, names = load_data(args.data)
+        X, _ = match_columns(X, names, model, network)
+        rules = Explainer(network, rules=args.rules).fit(X).rules_
+        shape = tuple(X.shape[1:])
     env: dict = {}
     if shape is not None:
         with torch.no_grad():
@@ -361,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--rules", help="rule preset to show instead of the model's default rules")
     ins.add_argument("--model-output", choices=["log-odds", "logit"], help="explained quantity of a classifier")
     ins.add_argument("--input-shape", help="per-sample input shape, e.g. 3,32,32 (for modules without one)")
+    ins.add_argument("--data", metavar="DATA", help="fit the data-dependent rule parameters on this data file "
+                                                     "and show them")
     ins.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     ins.set_defaults(func=cmd_inspect)
     return parser

@@ -1,5 +1,6 @@
 """The ``neon`` command line, run as a subprocess on real files: results equal neon.explain in process."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,20 @@ def test_images_through_a_pickled_cnn(tmp_path, capsys):
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "only be written as .npy" in _error(capsys, argv + ["-o", str(tmp_path / "r.csv")])
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_inspect_with_data_shows_the_fitted_soft_min_stiffness(files, wine, capsys):
+    d, km = files
+    _, Xn = wine
+    assert cli.main(["inspect", str(d / "km.joblib"), "--data", str(d / "wine.npy")]) == 0
+    out = capsys.readouterr().out
+    pool = next(line for line in out.splitlines() if "ReduceMin" in line)
+    # beta = 1 / mean f_c(x) over the fit data (THEORY.md section 4), f_c recomputed from the centroids
+    d2 = ((Xn[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1)
+    c = km.predict(Xn)
+    own = d2[np.arange(len(Xn)), c]
+    d2[np.arange(len(Xn)), c] = np.inf
+    beta = 1.0 / (d2.min(1) - own).mean()
+    got = float(re.search(r"SoftMin\(beta=([0-9.eE+-]+)\)", pool).group(1))
+    assert got == pytest.approx(beta, rel=1e-4)
+    assert "give the per-sample shape" in _error(capsys, ["inspect", str(d / "km.joblib"), "--input-shape", "a,b"])
