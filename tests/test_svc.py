@@ -384,3 +384,16 @@ def test_dataframe_feature_names() -> None:
     assert expl.feature_names == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="feature names"):
         neon.Explainer(model).fit(df).explain(df[["b", "a", "c", "d"]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_explanation_equals_cpu() -> None:
+    X, y = _data("wine")
+    model = SVC().fit(X, y)
+    x = torch.as_tensor(X)
+    cpu = neon.Explainer(model).fit(x).explain(x)
+    xg = x.cuda()
+    gpu = neon.Explainer(model).fit(xg).explain(xg)
+    assert gpu.relevance.device == xg.device and gpu.relevance.dtype == torch.float64
+    torch.testing.assert_close(gpu.relevance.cpu(), cpu.relevance, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(gpu.target.cpu().numpy(), cpu.target.numpy())
