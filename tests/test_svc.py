@@ -16,7 +16,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_classification, make_moons
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.svm import SVC, LinearSVC, NuSVC
 
 import neon
 from neon.exceptions import UnsupportedModelError
@@ -146,6 +146,18 @@ def test_uncentred_raw_data() -> None:
     assert (np.sign(out[:, 1]) == np.sign(model.decision_function(X))).all()
     np.testing.assert_allclose(out[:, 1], -ref_pair(ref_pairs(model)[0], X, model._gamma)["g"], rtol=1e-8,
                                atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["moons", "wine"])
+def test_nusvc_same_layout(name: str) -> None:
+    X, y = _data(name)
+    model = NuSVC(nu=0.3).fit(X, y)
+    out = neon.neuralize(model)(torch.as_tensor(X)).numpy()
+    assert (out.argmax(1) == np.searchsorted(model.classes_, model.predict(X))).all()
+    rel, value, _ = ref_explain(model, X[::10], 0.4)
+    expl = neon.Explainer(model, rules={"pairs": SVCHybrid(0.4)}).fit(X).explain(X[::10])
+    np.testing.assert_allclose(expl.output, value, rtol=1e-9)
+    np.testing.assert_allclose(expl.relevance, rel, rtol=1e-8, atol=1e-10 * np.abs(rel).max())
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -31,10 +31,10 @@ from ..rules.svc import SVCHybrid
 from ._registry import register_types
 
 try:  # scikit-learn is optional for neon as a whole
-    from sklearn.svm import SVC, LinearSVC
+    from sklearn.svm import SVC, LinearSVC, NuSVC
     from sklearn.utils.validation import check_is_fitted
 except ImportError:  # pragma: no cover
-    SVC = LinearSVC = None
+    SVC = LinearSVC = NuSVC = None
 
 SUPPORTED_KERNELS = "kernel='rbf' (NEON, Bley et al. 2025) and kernel='linear' (one affine layer)"
 
@@ -153,15 +153,15 @@ def _linear_svc_network(model: Any) -> Network:
 
 if SVC is not None:
 
-    @register_types(SVC, description="sklearn SVC (kernel 'rbf': NEON of Bley et al. 2025, binary and one-vs-one; "
-                                     "kernel 'linear': affine layer)")
+    @register_types(SVC, NuSVC, description="sklearn SVC / NuSVC (kernel 'rbf': NEON of Bley et al. 2025, binary "
+                                            "and one-vs-one; kernel 'linear': affine layer)")
     def neuralize_svc(model: Any, output: str | None = None) -> Network:
-        """An ``SVC`` as a network whose arg-max is ``predict`` (THEORY.md section 4, "RBF SVC").
+        """An ``SVC`` (or ``NuSVC``) as a network whose arg-max is ``predict`` (THEORY.md section 4, "RBF SVC").
 
         Parameters
         ----------
         model
-            A fitted ``sklearn.svm.SVC`` with ``kernel='rbf'`` or ``kernel='linear'``.
+            A fitted ``sklearn.svm.SVC`` or ``NuSVC`` (same libsvm layout) with ``kernel='rbf'`` or ``'linear'``.
         output
             ``None`` or ``"decision"``.
 
@@ -177,7 +177,8 @@ if SVC is not None:
         kernel = model.kernel
         if callable(kernel) or kernel not in ("rbf", "linear"):
             what = "a callable kernel" if callable(kernel) else f"kernel={kernel!r}"
-            raise UnsupportedModelError(f"SVC with {what} is not supported; supported: {SUPPORTED_KERNELS}.")
+            raise UnsupportedModelError(f"{type(model).__name__} with {what} is not supported; supported: "
+                                        f"{SUPPORTED_KERNELS}.")
         if len(model.classes_) < 2:  # pragma: no cover - sklearn refuses to fit one class
             raise UnsupportedModelError("SVC with a single class has nothing to explain.")
         if kernel == "linear":
