@@ -94,3 +94,18 @@ def test_bad_input(case):
         tune(neon.Explainer(model), X, metric="localization")
     with pytest.raises(ValueError, match="budget"):
         tune(neon.Explainer(model), X, budget=0)
+
+
+def test_second_round_builds_on_the_first_rounds_winner(case):
+    model, X = case
+    res = tune(neon.Explainer(model), X, replace="mean", budget=16, random_state=0)
+    labels = [r["label"] for r in res.scores]
+    first = [r for r in res.scores if " + " not in r["label"]]
+    second = [lab for lab in labels if " + " in lab]
+    winner = min((r for r in first if r["error"] is None), key=lambda r: r["score"])["label"]
+    assert len(res.scores) <= 16 and labels.index(second[0]) > max(labels.index(r["label"]) for r in first)
+    assert all(lab.startswith(winner + " + ") for lab in second)
+    row = next(r for r in res.scores if r["label"] == second[0])  # a refined candidate, rescored directly
+    ref = metrics.pixel_flipping(neon.Explainer(model, rules=row["rules"]).fit(X), model, X, replace="mean").mean
+    assert row["score"] == pytest.approx(ref, rel=1e-10)
+    assert " + " not in tune(neon.Explainer(model), X, replace="mean", budget=8, refine=False).scores[-1]["label"]
