@@ -30,9 +30,10 @@ from ..network import Network
 from ..rules import Midpoint, SoftMin
 from ._registry import register_types
 
-#: Rows per internal batch: small enough that the per-chunk temporaries (``n x K x (K-1)`` logits,
-#: ``n x d`` relevance) stay in cache, large enough that per-chunk overhead is amortised.
-_CHUNK_ELEMENTS = 1 << 17
+#: Rows per internal batch: the per-chunk temporaries (``rows x K x (K-1)`` logits, ``rows x d``
+#: relevance) stay within a few MB (L3-resident); larger chunks amortise the per-op overhead
+#: (measured: 1456 -> 4096-8192 rows saves ~12 % at d=50, K=10; 16384 rows is slower again).
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def kmeans_rules(beta: float | str = "auto") -> Composite:

@@ -109,6 +109,9 @@ class SoftMin(Rule):
     The NEON pooling rule (Kauffmann et al., TNNLS 2022 and Pattern Recognit. 2020). It shapes
     the backward pass only; the forward stays the model's exact (hard or soft) minimum. Exactly
     conservative. ``beta -> inf``: the nearest competitor takes all; ``beta = 0``: uniform.
+    When the pooled relevance sits only in each sample's target column (a pool at the network's
+    top), only that row is computed and a :class:`SingleRow` hint lets the rule below skip the
+    zero rows (the k-means midpoint rule uses it); results are those of the general formula.
 
     Parameters
     ----------
