@@ -215,3 +215,15 @@ def test_explanation_plot_picks_heatmap_for_images_and_bars_for_tables(image_exp
     assert len(axes) == len(image_expl) and axes[0].get_images()
     ax = tabular_expl.plot(index=0)
     assert len(ax.patches) == 7 and not ax.get_images()
+
+
+def test_symmetric_limits_per_sample_and_fallbacks():
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(3, 5, 5))
+    maps[1] = 0.0
+    maps[2] = 0.0
+    maps[2, 0, 0] = -2.0  # one pixel of 25: its 90th percentile is 0, so the maximum is taken
+    v = nplot._common.symmetric_limits(maps, 90)
+    assert v[0] == pytest.approx(np.percentile(np.abs(maps[0]), 90))
+    assert v[1] == 1.0 and v[2] == 2.0
+    assert [nplot.symmetric_limit(m, 90) for m in maps] == pytest.approx(list(v))

@@ -68,6 +68,18 @@ def symmetric_limit(values: np.ndarray, percentile: float = 99.5) -> float:
     return v if v > 0 else 1.0
 
 
+def symmetric_limits(maps: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """:func:`symmetric_limit` of every sample of a batch at once, shape ``(n,)``."""
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile}; use a value in (0, 100].")
+    a = np.abs(np.asarray(maps, dtype=np.float64)).reshape(len(maps), -1)
+    if a.shape[1] == 0:
+        return np.ones(len(a))
+    v = np.percentile(a, percentile, axis=1)
+    v = np.where(v > 0, v, a.max(axis=1))
+    return np.where(v > 0, v, 1.0)
+
+
 def unpack(expl: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Relevance as numpy and the metadata of an :class:`~neon.Explanation` (or of a bare array)."""
     if hasattr(expl, "relevance"):

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 
-from ._common import describe, get_cmap, select, symmetric_limit, to_numpy, unpack
+from ._common import describe, get_cmap, select, symmetric_limit, symmetric_limits, to_numpy, unpack
 
 
 def relevance_maps(relevance: Any, channel_axis: int | None = None, shape: Sequence[int] | None = None) -> np.ndarray:
@@ -126,8 +126,7 @@ def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", perce
     maps = relevance_maps(r, channel_axis, shape)
     n = len(maps)
     colormap = get_cmap(cmap)
-    limits = np.full(n, symmetric_limit(maps, percentile)) if shared_range else \
-        np.array([symmetric_limit(m, percentile) for m in maps])
+    limits = np.full(n, symmetric_limit(maps, percentile)) if shared_range else symmetric_limits(maps, percentile)
     images = None
     if overlay:
         images = to_numpy(image) if image is not None else meta["data"]
