@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1500)
     parser.add_argument("--d", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (libsvm is single-threaded; more threads on a loaded machine can be slower)")
+                        help="torch threads (libsvm is single-threaded; more can be slower on a loaded machine)")
     parser.add_argument("--no-shap", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
