@@ -66,27 +66,29 @@ def load_model(path: str) -> Any:
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """A numeric CSV file; a first row that is not all numbers is the header (feature names)."""
     with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if not rows:
+        first = next((r for r in csv.reader(f) if r), None)
+    if first is None:
         raise CLIError(f"data file '{path}' is empty.")
-
-    def numeric(cells: list[str]) -> bool:
-        try:
-            [float(c) for c in cells]
-            return True
-        except ValueError:
-            return False
-
-    names = None if numeric(rows[0]) else [c.strip() for c in rows[0]]
-    body = rows[1:] if names is not None else rows
-    widths = {len(r) for r in body} | ({len(names)} if names else set())
-    if len(widths) > 1:
-        raise CLIError(f"data file '{path}' has rows of different lengths {sorted(widths)}.")
     try:
-        X = np.array([[float(c) for c in r] for r in body], dtype=np.float64).reshape(len(body), -1)
+        [float(c) for c in first]
+        names = None
+    except ValueError:
+        names = [c.strip() for c in first]
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on a header-only file; it is reported below
+            X = np.loadtxt(path, delimiter=",", skiprows=int(names is not None), ndmin=2, dtype=np.float64)
     except ValueError as err:
-        raise CLIError(f"data file '{path}' must hold numbers below its header: {err}.") from err
+        raise CLIError(f"data file '{path}' must hold numbers below its header, with equal-length rows: "
+                       f"{err}".rstrip(".") + ".") from err
+    if names is not None and len(X) and X.shape[1] != len(names):
+        raise CLIError(f"data file '{path}' has {len(names)} column names but {X.shape[1]} values per row.")
+    if len(X) == 0:
+        raise CLIError(f"data file '{path}' has no rows of data.")
     return X, names
 
 
@@ -153,9 +155,8 @@ def save_relevance(path: str, relevance: np.ndarray, names: list[str] | None) ->
     names = names or [f"x{i}" for i in range(relevance.shape[1])]
     if suffix == ".csv":
         with open(p, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(names)
-            w.writerows([[repr(float(v)) for v in row] for row in relevance])
+            csv.writer(f).writerow(names)
+            np.savetxt(f, relevance, delimiter=",", fmt="%.17g")  # round-trips float64 exactly
         return
     pa = _pyarrow("writing")
     pa.parquet.write_table(pa.table({n: relevance[:, i] for i, n in enumerate(names)}), p)

@@ -138,6 +138,10 @@ def test_errors_are_one_line(tmp_path, files, wine, capsys):
         capsys, ["explain", str(tmp_path / "named.joblib"), str(tmp_path / "short.csv")])
     np.save(tmp_path / "short.npy", Xn[:, :4])
     assert "expects 6" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "short.npy")])
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    assert "equal-length rows" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "ragged.csv")])
+    (tmp_path / "text.csv").write_text("a,b\n1,x\n")
+    assert "must hold numbers" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "text.csv")])
     (tmp_path / "x.txt").write_text("1,2\n")
     assert "unsupported data format" in _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "x.txt")])
     assert "unknown preset" in _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"),
