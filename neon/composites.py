@@ -18,7 +18,7 @@ from .exceptions import RuleError
 from .graph import AVG_POOL_MODULES
 from .layers.affine import ChannelAffine, is_affine
 from .layers.top import LogOdds
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Proportional, Rule, ZBox, ZPlus
+from .rules import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Proportional, Rule, ZBox, ZPlus
 
 #: Type specifications a composite understands besides module classes.
 TYPE_SPECS = {
@@ -70,6 +70,8 @@ def _matches(spec: Any, info: LayerInfo) -> bool:
     if isinstance(spec, type):
         target = info.module.linear if isinstance(info.module, LogOdds) and spec is nn.Linear else info.module
         return isinstance(target, spec)
+    if callable(spec):
+        return info.module is not None and bool(spec(info.module))
     raise RuleError(f"cannot match layers by {spec!r}; use a module class, a tuple of them, or a type name.")
 
 
@@ -230,6 +232,21 @@ def epsilon(epsilon: float = 1e-6) -> Composite:
     return Composite(by_type=[("affine", Epsilon(epsilon))], name=f"epsilon({epsilon:g})")
 
 
+class _SingleRule(Composite):
+    """One specialised rule (e.g. an SVC or soft-min rule) for every layer it supports; an error if none."""
+
+    def __init__(self, rule: Rule):
+        super().__init__(by_type=[(rule.supports, rule)], name=repr(rule))
+        self.rule = rule
+
+    def assign(self, infos: Sequence[LayerInfo]) -> dict[str, Rule]:
+        rules = super().assign(infos)
+        if not rules:
+            kinds = sorted({type(i.module).__name__ for i in infos if i.module is not None})
+            raise RuleError(f"{self.rule!r} applies to none of this network's layers ({', '.join(kinds)}).")
+        return rules
+
+
 PRESETS: dict[str, Any] = {
     "epsilon_gamma_box": EpsilonGammaBox,
     "epsilon_plus": EpsilonPlus,
@@ -269,8 +286,12 @@ def resolve(rules: Any, default: Composite | None = None) -> Composite:
         return rules
     if isinstance(rules, str):
         return preset(rules)
-    if isinstance(rules, Rule):
+    if isinstance(rules, AffineRule):
         return Composite(by_type=[("affine", rules)], name=repr(rules))
+    if isinstance(rules, Rule):
+        if type(rules).supports is Rule.supports:
+            raise RuleError(f"{rules!r} applies to any layer; put it in a Composite to say which layers get it.")
+        return _SingleRule(rules)
     if isinstance(rules, Mapping):
         base = default if default is not None else epsilon()
         return base.with_overrides(dict(rules))

@@ -121,3 +121,17 @@ def test_a_rule_on_the_wrong_layer_type_is_an_error() -> None:
     with pytest.raises(RuleError, match="cannot be applied"):
         neon.explain(vgg_like(), torch.randn(1, 3, 16, 16, dtype=torch.float64),
                      rules=neon.Composite(by_name={"1": Epsilon()}), output="logit")
+
+
+def test_a_single_specialised_rule_applies_to_the_layers_it_supports() -> None:
+    from sklearn.cluster import KMeans
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    km = KMeans(3, n_init=3, random_state=0).fit(X)
+    sharp = neon.explain(km, X, rules=neon.rules.SoftMin(beta=50.0))
+    soft = neon.explain(km, X, rules=neon.rules.SoftMin(beta=0.0))
+    assert not np.allclose(sharp.relevance, soft.relevance)
+    with pytest.raises(RuleError, match="applies to none"):
+        neon.explain(vgg_like(), torch.randn(1, 3, 16, 16, dtype=torch.float64), rules=neon.rules.SoftMin(1.0))
+    with pytest.raises(RuleError, match="put it in a Composite"):
+        neon.explain(vgg_like(), torch.randn(1, 3, 16, 16, dtype=torch.float64), rules=neon.rules.Pass())
