@@ -142,6 +142,8 @@ def _check_output_path(path: str, relevance: np.ndarray) -> None:
         raise CLIError(f"relevance of per-sample shape {relevance.shape[1:]} can only be written as .npy.")
     if not p.parent.exists():
         raise CLIError(f"output folder '{p.parent}' does not exist.")
+    if suffix == ".parquet":
+        _pyarrow("writing")
 
 
 def save_relevance(path: str, relevance: np.ndarray, names: list[str] | None) -> None:

@@ -266,3 +266,14 @@ def test_inspect_with_data_shows_the_fitted_soft_min_stiffness(files, wine, caps
     got = float(re.search(r"SoftMin\(beta=([0-9.eE+-]+)\)", pool).group(1))
     assert got == pytest.approx(beta, rel=1e-4)
     assert "give the per-sample shape" in _error(capsys, ["inspect", str(d / "km.joblib"), "--input-shape", "a,b"])
+
+
+def test_parquet_without_pyarrow_is_a_clear_error(files, tmp_path, monkeypatch, capsys):
+    d, _ = files
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    err = _error(capsys, ["explain", str(d / "km.joblib"), str(tmp_path / "x.parquet")])
+    assert "needs pyarrow" in err
+    err = _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"), "-o", str(tmp_path / "r.parquet")])
+    assert "needs pyarrow" in err
