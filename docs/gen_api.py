@@ -99,7 +99,7 @@ def _prose(lines: list[str]) -> list[str]:
         if line.lstrip().startswith(">>>"):
             block = []
             while i < len(lines) and lines[i].strip():
-                block.append(lines[i].strip())
+                block.append(re.sub(r"\s*# doctest:.*$", "", lines[i].strip()))  # directives are for doctest
                 i += 1
             out += ["```python", *block, "```"]
             continue

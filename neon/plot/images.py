@@ -117,6 +117,11 @@ def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", perce
     -------
     matplotlib.axes.Axes or numpy.ndarray of Axes
         The Axes for one sample, else an array with one Axes per sample.
+
+    Examples
+    --------
+    >>> expl = neon.explain(cnn, images[:8], rules="epsilon_gamma_box")   # doctest: +SKIP
+    >>> axes = neon.plot.heatmap(expl, cmap="coldhot", overlay=True, ncols=4)   # doctest: +SKIP
     """
     r, meta = unpack(expl)
     if index is not None:
@@ -202,6 +207,12 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     -------
     numpy.ndarray of Axes
         One Axes per panel.
+
+    Examples
+    --------
+    >>> axes = neon.plot.rules_comparison(cnn, x[:1], X_fit=X_train)   # doctest: +SKIP
+    >>> axes = neon.plot.rules_comparison(cnn, x[:1], rules={"eps": "epsilon", "box": "epsilon_gamma_box"},
+    ...                                   X_fit=X_train)   # doctest: +SKIP
     """
     from ..explain import Explainer
 

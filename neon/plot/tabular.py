@@ -81,6 +81,12 @@ def features(expl: Any, index: int | None = None, *, kind: str = "auto", max_fea
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> expl = neon.Explainer(model).fit(X_train).explain(X_test)   # doctest: +SKIP
+    >>> ax = neon.plot.features(expl, index=0, max_features=10)      # doctest: +SKIP
+    >>> ax = neon.plot.features(expl, kind="summary")                # doctest: +SKIP
     """
     r, meta = unpack(expl)
     r = r.reshape(len(r), -1)
@@ -173,6 +179,11 @@ def clusters(expl: Any, centroids: Any, *, feature_names: Sequence[str] | None =
     -------
     numpy.ndarray of Axes
         ``[relevance Axes, centroid Axes]``.
+
+    Examples
+    --------
+    >>> kmeans = KMeans(3, n_init=10).fit(X)                             # doctest: +SKIP
+    >>> axes = neon.plot.clusters(neon.Explainer(kmeans).fit(X).explain(X), kmeans)   # doctest: +SKIP
     """
     r, meta = unpack(expl)
     r = r.reshape(len(r), -1)
