@@ -113,9 +113,10 @@ def test_ocsvm_sample_alone_equals_sample_in_batch():
     Xtr, Xte = split(DATASETS["breast_cancer"]())
     ex = neon.Explainer(OneClassSVM(gamma="scale").fit(Xtr)).fit()
     batch = ex.explain(Xte)
+    scale = np.abs(batch.relevance).max()  # only rounding may differ (BLAS picks kernels by size)
     for i in (0, 50, len(Xte) - 1):
         alone = ex.explain(Xte[i:i + 1])
-        np.testing.assert_allclose(alone.relevance[0], batch.relevance[i], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(alone.relevance[0], batch.relevance[i], rtol=1e-12, atol=1e-12 * scale)
 
 
 # ------------------------------------------------------------------ KDE
@@ -162,7 +163,8 @@ def test_kde_many_points_is_chunked_and_batch_independent():
     assert (np.abs(expl.relevance.sum(1) - expl.output) <= 1e-8 * np.abs(expl.output)).all()
     np.testing.assert_allclose(expl.output + kde_constant(kde), -kde.score_samples(Xte), rtol=1e-6)
     alone = ex.explain(Xte[7:8])
-    np.testing.assert_allclose(alone.relevance[0], expl.relevance[7], rtol=1e-12, atol=1e-12)
+    scale = np.abs(expl.relevance).max()
+    np.testing.assert_allclose(alone.relevance[0], expl.relevance[7], rtol=1e-12, atol=1e-12 * scale)
 
 
 # ------------------------------------------------------------------ ground truth

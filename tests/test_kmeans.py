@@ -138,12 +138,13 @@ def test_sample_alone_equals_sample_in_batch(fitted):
     X, km = fitted["digits"]
     ex = neon.Explainer(km).fit(X)
     batch = ex.explain(X[:300])
+    scale = np.abs(batch.relevance).max()  # only rounding may differ (BLAS picks kernels by size)
     for i in (0, 17, 299):
         alone = ex.explain(X[i:i + 1])
-        np.testing.assert_allclose(alone.relevance[0], batch.relevance[i], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(alone.relevance[0], batch.relevance[i], rtol=1e-12, atol=1e-12 * scale)
         assert alone.output[0] == pytest.approx(batch.output[i], rel=1e-14)
     small = neon.Explainer(km, batch_size=7).fit(X).explain(X[:300])
-    np.testing.assert_allclose(small.relevance, batch.relevance, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(small.relevance, batch.relevance, rtol=1e-12, atol=1e-12 * scale)
 
 
 def test_fast_paths_equal_generic_rules():
