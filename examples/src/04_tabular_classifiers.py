@@ -29,8 +29,8 @@ import neon.plot
 
 # %%
 data = load_breast_cancer(as_frame=True)
-X_raw_train, X_raw_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.3, random_state=0,
-                                                            stratify=data.target)
+y = data.target.map(dict(enumerate(data.target_names)))  # class labels 'malignant' / 'benign'
+X_raw_train, X_raw_test, y_train, y_test = train_test_split(data.data, y, test_size=0.3, random_state=0, stratify=y)
 scaler = StandardScaler().fit(X_raw_train)
 X_train = pd.DataFrame(scaler.transform(X_raw_train), columns=data.feature_names)
 X_test = pd.DataFrame(scaler.transform(X_raw_test), columns=data.feature_names)
@@ -62,8 +62,8 @@ for name, e in explanations.items():
 lr, svc, mlp = models.values()
 # binary log-odds of the predicted class: |decision function| (probabilities saturate, logits do not)
 assert np.allclose(explanations["logistic regression"].output, np.abs(lr.decision_function(X_test)))
-assert np.array_equal(explanations["RBF SVC"].target, svc.predict(X_test))
-assert np.array_equal(explanations["MLP"].target, mlp.predict(X_test))
+assert np.array_equal(svc.classes_[explanations["RBF SVC"].target], svc.predict(X_test))
+assert np.array_equal(mlp.classes_[explanations["MLP"].target], mlp.predict(X_test))
 a = X_test.to_numpy()
 for W, b in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1]):
     a = np.maximum(a @ W + b, 0)
@@ -76,7 +76,7 @@ assert np.allclose(explanations["MLP"].output, np.abs(mlp_logit))
 
 # %%
 e_ref = neon.Explainer(lr, reference="mean").fit(X_train).explain(X_test)
-sign = np.where(e_ref.target == 1, 1.0, -1.0)[:, None]
+sign = np.where(e_ref.target == 1, 1.0, -1.0)[:, None]  # class index 1 (lr.classes_[1]) is explained by +f
 shap_linear = sign * lr.coef_[0] * (X_test.to_numpy() - X_train.to_numpy().mean(0))
 print("max |R - w (x - mean)|:", np.abs(e_ref.relevance - shap_linear).max())
 assert np.allclose(e_ref.relevance, shap_linear)
