@@ -15,9 +15,9 @@ import torch
 from torch import Tensor, fx
 
 from .exceptions import RuleError
-from .graph import Step
+from .graph import ACTIVATION_MODULES, Step
 from .rules.base import Context, Rule, vjp
-from .rules.pooling import Proportional, WinnerTakesAll
+from .rules.pooling import Pass, Proportional, WinnerTakesAll
 
 _SUM_RULE = Proportional()
 _MAX_RULE = WinnerTakesAll()
@@ -59,8 +59,13 @@ def op_of(step: Step, env: Mapping[fx.Node, Any]) -> Callable[..., Tensor]:
     return op
 
 
-def forward(steps: list[Step], x: Tensor, keep: bool = True) -> tuple[Tensor, dict[fx.Node, Any]]:
-    """Run the graph on ``x``; return its output and (if ``keep``) every intermediate value."""
+def forward(steps: list[Step], x: Tensor, keep: bool = True,
+            recompute: frozenset[fx.Node] | set[fx.Node] = frozenset()) -> tuple[Tensor, dict[fx.Node, Any]]:
+    """Run the graph on ``x``; return its output and (if ``keep``) every intermediate value.
+
+    Nodes in ``recompute`` are not kept once their last user has run, even with ``keep``: the
+    backward pass recomputes them on demand (:func:`cheap_nodes`).
+    """
     env: dict[fx.Node, Any] = {}
     users_left = {s.node: len(s.node.users) for s in steps}
     out = None
@@ -71,25 +76,55 @@ def forward(steps: list[Step], x: Tensor, keep: bool = True) -> tuple[Tensor, di
             out = env[step.inputs[0]]
         else:
             env[step.node] = _run(step, _lookup(env))
-        if not keep:
+        if not keep or recompute:
             for n in step.node.all_input_nodes:
                 users_left[n] -= 1
-                if users_left[n] == 0 and n in env:
+                if users_left[n] == 0 and n in env and (not keep or n in recompute):
                     del env[n]
     if not isinstance(out, Tensor):
         raise RuleError("a neon network must return a single tensor of shape (n, n_targets).")
     return out, env
 
 
+def cheap_nodes(steps: list[Step]) -> set[fx.Node]:
+    """Nodes that cost less to recompute than to keep: activations and rearrangements of values.
+
+    Keeping only the pre-activation ``z`` of a ``conv -> ReLU`` pair (the rules need ``z``, and the
+    next layer's input ``relu(z)`` is recomputed when its rule runs) halves the memory of the
+    kept activations, as PyTorch's own in-place ReLU does for the gradient.
+    """
+    cheap = set()
+    for s in steps:
+        if s.kind in ("pass", "move", "scale") or (s.kind == "layer" and isinstance(s.module, ACTIVATION_MODULES)):
+            cheap.add(s.node)
+    return cheap
+
+
+def _materialize(n: fx.Node, env: dict[fx.Node, Any], by_node: Mapping[fx.Node, Step]) -> Any:
+    """The value of ``n``: kept from the forward pass, or recomputed from its inputs (then kept until used)."""
+    if n in env:
+        return env[n]
+    value = _run(by_node[n], lambda m: _materialize(m, env, by_node))
+    env[n] = value
+    return value
+
+
 def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: Tensor,
-                    ctx: Context) -> tuple[Tensor | None, ...]:
-    inputs = [env[n] for n in step.inputs]
+                    ctx: Context, by_node: Mapping[fx.Node, Step] | None = None) -> tuple[Tensor | None, ...]:
     kind = step.kind
+    if kind == "layer" and type(rule) is Pass and len(step.inputs) == 1:
+        return (R,)  # element-wise: relevance passes unchanged, no value needed
+    if kind in ("pass", "scale"):
+        return (R,) if len(step.inputs) == 1 else _unsplittable(step)
+    if by_node is not None:
+        for n in step.inputs:
+            _materialize(n, env, by_node)
+        if kind != "move":  # a move's backward needs its inputs only
+            _materialize(step.node, env, by_node)
+    inputs = [env[n] for n in step.inputs]
     if kind == "layer":
         assert rule is not None
         return rule.relevance(step.module, inputs, env[step.node], R, ctx)
-    if kind in ("pass", "scale"):
-        return (R,) if len(inputs) == 1 else _unsplittable(step)
     op = op_of(step, env)
     if kind == "move":
         return vjp(op, inputs, R)
@@ -118,8 +153,13 @@ def propagate(
     ``baseline`` (one value per sample, ``f(x~)`` of a reference point) when given: then the
     explained value is ``f(x) - f(x~)``.
     """
+    guard = getattr(steps[0].node.graph.owning_module, "neon_shared_weights", None) if steps else None
+    if guard is not None:
+        guard()  # the network shares its weights with the user's model: refuse if that model changed
     with torch.no_grad():
-        out, env = forward(steps, x, keep=True)
+        lazy = cheap_nodes(steps)
+        out, env = forward(steps, x, keep=True, recompute=lazy)
+        by_node = {s.node: s for s in steps}
         target = out.argmax(dim=1) if target is None else target
         target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
         value = out.gather(1, target).squeeze(1)
@@ -141,7 +181,7 @@ def propagate(
             if step.kind == "input":
                 result = R
                 continue
-            r_in = _relevance_step(step, rules.get(step.name), env, R, ctx)
+            r_in = _relevance_step(step, rules.get(step.name), env, R, ctx, by_node)
             for node, r in zip(step.inputs, r_in):
                 if r is None:
                     continue

@@ -185,3 +185,20 @@ def test_no_silent_gradient_fallback_for_an_unknown_elementwise_product():
 
     with pytest.raises(neon.UnsupportedLayerError, match="mul"):
         neon.explain(Gate(), torch.randn(2, 4))
+
+
+def test_network_shares_weights_but_refuses_a_model_changed_after_fit():
+    model = small_resnet(train=False)
+    x = torch.randn(1, 3, 32, 32)
+    explainer = neon.Explainer(model, rules="epsilon").fit()
+    conv = explainer.network_.graph_module.get_submodule("layer1.0.conv2")
+    assert conv.weight.data_ptr() != model.layer1[0].conv2.weight.data_ptr()  # folded with its BatchNorm: new
+    head = explainer.network_.graph_module.get_submodule("fc")
+    assert head.weight.data_ptr() == model.fc.weight.data_ptr()  # unchanged layers: no second copy
+    assert head.weight is not model.fc.weight and not head.weight.requires_grad
+    explainer.explain(x)
+    with torch.no_grad():
+        model.fc.weight.mul_(2)  # e.g. an optimizer step
+    with pytest.raises(neon.UnsupportedModelError, match="changed in place"):
+        explainer.explain(x)
+    neon.Explainer(model, rules="epsilon").fit().explain(x)  # a fresh fit explains the current model

@@ -1,7 +1,8 @@
 """PyTorch modules -> :class:`neon.Network`, traced with ``torch.fx``.
 
-The user's model is never touched: it is deep-copied, the copy is put in evaluation mode,
-stripped of hooks and traced. BatchNorm layers are folded into the neighbouring linear or
+The user's model is never touched: it is copied (the copy shares the weights' storage and never
+writes to it, see :class:`SharedWeights`), the copy is put in evaluation mode, stripped of hooks and
+traced. BatchNorm layers are folded into the neighbouring linear or
 convolutional layer; one with no foldable neighbour becomes a :class:`~neon.layers.ChannelAffine`.
 """
 
@@ -60,6 +61,44 @@ def _user_frame(err: BaseException) -> str:
         return ""
     f = frames[-1]
     return f" at {f.filename}:{f.lineno}: {f.line}"
+
+
+class SharedWeights:
+    """Guards the parameters a network shares with the user's model (no copy of the weights).
+
+    ``neuralize`` shares the storage of every parameter and buffer with the model (the model is never
+    written to) instead of copying it, so explaining costs no second copy of the weights. If the
+    model's tensors are then changed in place (an optimizer step, ``load_state_dict``), the network
+    would mix old folded BatchNorm layers with new weights: calling the guard raises instead.
+    Changes made through ``.data`` bypass PyTorch's version counters and are not detected.
+    """
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        self._tensors = [(t, t._version) for t in tensors]
+
+    def __call__(self) -> None:
+        for t, version in self._tensors:
+            if t._version != version:
+                raise UnsupportedModelError(
+                    "the model's parameters or buffers were changed in place after it was neuralized; "
+                    "neuralize it again (or call Explainer.fit again) to explain the current model."
+                )
+
+    def __deepcopy__(self, memo: dict) -> SharedWeights:
+        return SharedWeights([])  # a deep copy owns its tensors: nothing shared left to guard
+
+
+def _copy_sharing_weights(model: nn.Module) -> tuple[nn.Module, SharedWeights]:
+    """A deep copy of ``model`` whose parameters and buffers are new tensor objects on the same storage."""
+    memo: dict[int, Any] = {}
+    shared = []
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) in memo:
+            continue
+        view = t.detach()
+        memo[id(t)] = nn.Parameter(view, requires_grad=False) if isinstance(t, nn.Parameter) else view
+        shared.append(view)
+    return copy.deepcopy(model, memo), SharedWeights(shared)
 
 
 def _strip_hooks(model: nn.Module) -> None:
@@ -236,7 +275,7 @@ def neuralize_module(
     if output not in (None, "logit", "log-odds"):
         raise ValueError(f"output={output!r} for a PyTorch model; use 'logit' or 'log-odds'.")
     try:
-        clone = copy.deepcopy(model)
+        clone, shared = _copy_sharing_weights(model)
     except Exception as err:  # noqa: BLE001 - any failure to copy means we cannot work safely
         raise UnsupportedModelError(f"cannot copy {type(model).__name__} to neuralize it: {err}") from err
     clone.eval()
@@ -256,6 +295,7 @@ def neuralize_module(
             "built from supported layers. " + SUPPORTED_TEXT
         ) from err
     gm = fx.GraphModule(clone, graph, class_name=type(model).__name__)
+    gm.neon_shared_weights = shared  # checked by the engine before every propagation
     resolve_inplace(gm)
     fold_batchnorm(gm)
     had_softmax = _strip_softmax(gm)

@@ -30,6 +30,25 @@ def _neg(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clamp(max=0)
 
 
+def _stab_divide(R: Tensor, z: Tensor, eps: float) -> Tensor:
+    """``R / (z + eps * sign(z))`` in four element-wise passes and one allocation (``eps > 0``).
+
+    ``copysign(|z| + eps, z)`` equals ``z + eps * sign(z)`` bit for bit; ``sign(0) = +1`` as in
+    THEORY.md section 1 (only an exact ``-0.0``, which needs every summand of ``z`` to be ``-0.0``,
+    would take ``-eps``). This is the hot path of the DNN rules, so it avoids the temporaries of
+    :func:`neon._numeric.safe_divide`.
+    """
+    den = torch.abs(z)
+    den.add_(eps).copysign_(z)
+    return torch.div(R, den, out=den)
+
+
+def _divide(R: Tensor, z: Tensor, eps: float | Tensor) -> Tensor:
+    if isinstance(eps, float) and eps > 0 and z.shape == R.shape:
+        return _stab_divide(R, z, eps)
+    return safe_divide(R, z, eps)
+
+
 def _broadcast_param(value: Any, a: Tensor) -> Tensor:
     """A scalar, per-channel ``(C,)`` or per-feature ``a.shape[1:]`` value as a ``(1, *a.shape[1:])`` tensor."""
     v = torch.as_tensor(value, dtype=a.dtype, device=a.device)
@@ -127,8 +146,8 @@ class Epsilon(AffineRule):
         if self.relative and self.epsilon > 0:
             dims = tuple(range(1, z.dim()))
             eps = self.epsilon * z.pow(2).mean(dim=dims, keepdim=True).sqrt()
-        s = safe_divide(R, z, eps)
-        return a * layer.transpose(s, a)
+        s = _divide(R, z, eps)
+        return layer.transpose(s, a).mul_(a)
 
 
 class Gamma(AffineRule):
@@ -156,7 +175,7 @@ class Gamma(AffineRule):
         w_up, w_dn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
         b_up = None if b is None else b + g * b.clamp(min=0)
         b_dn = None if b is None else b + g * b.clamp(max=0)
-        signed = bool((a < 0).any())
+        signed = bool(a.min() < 0) if a.numel() else False
         a_pos = a.clamp(min=0) if signed else a
         a_neg = a.clamp(max=0) if signed else None
 
@@ -164,15 +183,19 @@ class Gamma(AffineRule):
             denom = layer.forward(a_pos, w_main, bias)
             if signed:
                 denom = denom + layer.forward(a_neg, w_other, None)
-            s = safe_divide(R_part, denom, self.stabilizer)
-            rel = a_pos * layer.transpose(s, a, w_main)
+            s = _divide(R_part, denom, self.stabilizer)
+            rel = layer.transpose(s, a, w_main).mul_(a_pos)
             if signed:
                 rel = rel + a_neg * layer.transpose(s, a, w_other)
             return rel
 
-        R_up = torch.where(z > 0, R, torch.zeros_like(R))
+        # In a ReLU network no relevance sits on units with z <= 0 (their activation is zero): then
+        # only the positive-output half is needed and R needs no masking. One cheap check decides.
+        off = z <= 0
+        if not bool(R[off].any()):
+            return part(R, w_up, w_dn, b_up)
+        R_up = torch.where(off, torch.zeros_like(R), R)
         result = part(R_up, w_up, w_dn, b_up)
-        # In a ReLU network the units with z < 0 carry no relevance: skip their (exactly zero) part.
         R_dn = torch.where(z < 0, R, torch.zeros_like(R))
         if bool(R_dn.any()):
             result = result + part(R_dn, w_dn, w_up, b_dn)
@@ -268,9 +291,14 @@ class ZBox(AffineRule):
         w = layer.weight
         wp, wn = w.clamp(min=0), w.clamp(max=0)
         low, high = _broadcast_param(self.low, a), _broadcast_param(self.high, a)
-        denom = layer.forward(a, w, None) - layer.forward(low, wp, None) - layer.forward(high, wn, None)
-        s = safe_divide(R, denom, self.stabilizer)
-        return a * layer.transpose(s, a, w) - low * layer.transpose(s, a, wp) - high * layer.transpose(s, a, wn)
+        # The bounds are the same for every sample: their forwards run at batch size 1 and broadcast.
+        denom = layer.forward(a, w, None)
+        denom -= layer.forward(low, wp, None) + layer.forward(high, wn, None)
+        s = _divide(R, denom, self.stabilizer)
+        # a W - l W+ - h W- = (a - l) W+ + (a - h) W-: two transposed maps instead of three.
+        result = layer.transpose(s, a, wp).mul_(a - low)
+        result += layer.transpose(s, a, wn).mul_(a - high)
+        return result
 
 
 class WSquare(AffineRule):
