@@ -243,3 +243,16 @@ def test_cuda_explanation_equals_cpu():
     other = ex.explain(torch.from_numpy(X).cuda(), target=1)
     np.testing.assert_allclose(other.relevance.cpu().numpy(), ex.explain(X, target=1).relevance, rtol=1e-9,
                                atol=1e-12)
+
+
+def test_explainer_takes_the_one_cluster_path(monkeypatch):
+    """The engine hands the soft-min's own output to the midpoint rule, so the O(n K d) path runs (speed)."""
+    X = load_iris().data
+    km = KMeans(3, n_init=3, random_state=0).fit(X)
+    calls = []
+    fast = Midpoint._one_cluster
+    monkeypatch.setattr(Midpoint, "_one_cluster", staticmethod(lambda *a: calls.append(1) or fast(*a)))
+    expl = neon.Explainer(km, batch_size=50).fit(X).explain(X)
+    assert len(calls) == 3  # one per chunk
+    R_ref, _ = dense_midpoint(X, km.cluster_centers_, km.predict(X), fit_beta(km, X))
+    np.testing.assert_allclose(expl.relevance, R_ref, rtol=1e-8, atol=1e-10)
