@@ -249,5 +249,7 @@ def test_bad_input(mlp_case):
         metrics.pixel_flipping(np.asarray(expl.relevance), None, X)
     with pytest.raises(ValueError, match="NaN"):
         metrics.pixel_flipping(np.full(X.shape, np.nan), model_sm, X)
+    with pytest.raises(ValueError, match="target differs"):
+        metrics.pixel_flipping(expl, model_sm, X, target=(np.asarray(expl.target) + 1) % 3)
     with pytest.raises(ValueError, match="patch_size"):
         metrics.region_perturbation(expl, model_sm, X, patch_size=7)

@@ -86,6 +86,9 @@ def attributions_of(source: Any, X: Any, target: Any) -> tuple[Tensor, Tensor | 
     if expl is not None:
         rel = to_tensor(expl.relevance, "relevance")
         tgt = torch.as_tensor(to_numpy(expl.target)).long()
+        if target is not None and not torch.equal(_target_tensor(target, len(tgt)), tgt):
+            raise ValueError("target differs from the explanation's own target; the curve must follow the output "
+                             "that was explained (leave target=None for an Explanation).")
         return rel, tgt, expl
     rel = to_tensor(source, "attributions")
     tgt = None if target is None else _target_tensor(target, len(rel))
