@@ -60,7 +60,9 @@ def as_tensor(X: Any, name: str = "X") -> tuple[Tensor, ArrayInfo]:
             and not bool(torch.isfinite(t).all()):
         n_nan = int(torch.isnan(t).sum())
         n_inf = int(torch.isinf(t).sum())
-        raise ValueError(f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf); explanations need finite inputs.")
+        raise ValueError(
+            f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf); explanations need finite inputs."
+        )
     return t, info
 
 

@@ -47,7 +47,8 @@ def test_preset_equals_zennit(name: str, zennit_name: str, params: dict) -> None
     expl = neon.explain(model, x, target=target, rules=preset(name, **params), output="logit")
     err = (expl.relevance - want).norm() / want.norm()
     assert err <= 1e-8, err
-    np.testing.assert_allclose(expl.output.numpy(), out.gather(1, target[:, None]).squeeze(1).detach().numpy(), rtol=1e-12)
+    want_out = out.gather(1, target[:, None]).squeeze(1).detach().numpy()
+    np.testing.assert_allclose(expl.output.numpy(), want_out, rtol=1e-12)
 
 
 def test_epsilon_preset_equals_captum_lrp() -> None:

@@ -5,12 +5,12 @@ Random Linear and Conv2d layers, signed inputs, signed relevance, biases of both
 
 from __future__ import annotations
 
+import dense_reference as ref
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import dense_reference as ref
 from neon.exceptions import RuleError
 from neon.layers import ChannelAffine
 from neon.rules import (
