@@ -7,6 +7,7 @@ branches, a module called twice) and frees every activation as soon as no rule n
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,10 +130,31 @@ def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: T
     if kind == "move":
         return vjp(op, inputs, R)
     if kind == "sum":
-        return (rule or _SUM_RULE).relevance(op, inputs, env[step.node], R, ctx)
+        rule = rule or _SUM_RULE
+        fast = _residual_add(step, rule, inputs, env[step.node], R)
+        return fast if fast is not None else rule.relevance(op, inputs, env[step.node], R, ctx)
     if kind == "max":
         return (rule or _MAX_RULE).relevance(op, inputs, env[step.node], R, ctx)
     raise RuleError(f"no relevance rule for node {step.label} of kind {kind}.")  # pragma: no cover
+
+
+_ADD_TARGETS = (operator.add, operator.iadd, torch.add, "add", "add_")
+
+
+def _residual_add(step: Step, rule: Rule, inputs: list[Tensor], z: Tensor, R: Tensor) -> tuple[Tensor, ...] | None:
+    """``a + b`` under the proportional rule without recomputing the sum or a vector-Jacobian product.
+
+    ``R_a = a R / stab(z)``, ``R_b = b R / stab(z)`` with the stored output ``z``: what
+    :class:`~neon.rules.Proportional` computes for a residual addition, in a few element-wise passes.
+    """
+    if (type(rule) is not Proportional or not rule.stabilizer > 0 or step.node.target not in _ADD_TARGETS
+            or step.node.kwargs or len(step.node.args) != 2 or list(step.node.args) != step.inputs
+            or any(t.shape != z.shape for t in inputs) or R.shape != z.shape):
+        return None
+    den = torch.abs(z)
+    den.add_(rule.stabilizer).copysign_(z)
+    s = torch.div(R, den, out=den)
+    return tuple(t * s for t in inputs)
 
 
 def _unsplittable(step: Step) -> tuple[Tensor | None, ...]:

@@ -536,3 +536,19 @@ def test_operator_table_is_what_the_graph_says():
     assert kinds["torch.nn.functional.relu"] == "pass"
     res = neon.neuralize(Residual("+")).steps
     assert [s.kind for s in res if s.node.target is operator.add] == ["sum"]
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["relu inputs", "signed inputs"])
+def test_gamma_with_relevance_on_negative_outputs(signed):
+    """Negative logits explained: the Gamma rule's z < 0 half (no ReLU above to zero it)."""
+    seed(17)
+    l1, c2 = nn.Linear(5, 6), nn.Linear(6, 4)
+    model = nn.Sequential(l1, nn.Tanh() if signed else nn.ReLU(), c2)
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        target = model(x).argmin(1)
+    assert (model(x).gather(1, target[:, None]) < 0).any()
+    e = neon.explain(model, x, target=target, rules=Composite(by_type=[(nn.Linear, Gamma(0.5))]))
+    act = torch.tanh if signed else torch.relu
+    ref = chain_reference([("gamma", l1, 0.5), ("pass", act, None), ("gamma", c2, 0.5)], x, target)
+    assert_same(e.relevance, ref)

@@ -172,10 +172,11 @@ class Gamma(AffineRule):
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
         g = self.gamma
         w, b = layer.weight, layer.bias
-        w_up, w_dn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
-        b_up = None if b is None else b + g * b.clamp(min=0)
-        b_dn = None if b is None else b + g * b.clamp(max=0)
+        w_up = torch.add(w, w.clamp(min=0), alpha=g)
+        b_up = None if b is None else torch.add(b, b.clamp(min=0), alpha=g)
         signed = bool(a.min() < 0) if a.numel() else False
+        # the negative-side weights serve signed inputs and outputs z < 0 only
+        w_dn = torch.add(w, w.clamp(max=0), alpha=g) if signed else w
         a_pos = a.clamp(min=0) if signed else a
         a_neg = a.clamp(max=0) if signed else None
 
@@ -192,14 +193,39 @@ class Gamma(AffineRule):
         # In a ReLU network no relevance sits on units with z <= 0 (their activation is zero): then
         # only the positive-output half is needed and R needs no masking. One cheap check decides.
         off = z <= 0
-        if not bool(R[off].any()):
+        if not bool(torch.logical_and(off, R != 0).any()):
             return part(R, w_up, w_dn, b_up)
+        if not signed:
+            return self._both_halves(layer, a, z, R)
+        b_dn = None if b is None else torch.add(b, b.clamp(max=0), alpha=g)
         R_up = torch.where(off, torch.zeros_like(R), R)
         result = part(R_up, w_up, w_dn, b_up)
         R_dn = torch.where(z < 0, R, torch.zeros_like(R))
         if bool(R_dn.any()):
             result = result + part(R_dn, w_dn, w_up, b_dn)
         return result
+
+
+    def _both_halves(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+        """Both output signs for non-negative inputs with one extra forward (``P = W+ a``).
+
+        With ``Q = P + b+``: ``z_up = z + g Q`` and ``z_dn = (1 + g) z - g Q`` (``W_dn = (1 + g) W - g W+``),
+        and ``W_up^T s_up + W_dn^T s_dn = W^T (s_up + (1 + g) s_dn) + g W+^T (s_up - s_dn)``: one forward
+        and two transposed maps instead of two of each. Equal to the two-part formula up to rounding.
+        """
+        g = self.gamma
+        w, b = layer.weight, layer.bias
+        wp = w.clamp(min=0)
+        Q = layer.forward(a, wp, None if b is None else b.clamp(min=0))
+        neg = z < 0
+        den = torch.where(z > 0, Q, z - Q)
+        den.mul_(g).add_(z)
+        s = _divide(R.masked_fill(z == 0, 0.0), den, self.stabilizer)
+        u = torch.where(neg, s * (1.0 + g), s)
+        v = torch.where(neg, -s, s)
+        c = layer.transpose(u, a, w)
+        c.add_(layer.transpose(v, a, wp), alpha=g)
+        return c.mul_(a)
 
 
 class ZPlus(AffineRule):
