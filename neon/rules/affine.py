@@ -217,12 +217,12 @@ class Gamma(AffineRule):
         w, b = layer.weight, layer.bias
         wp = w.clamp(min=0)
         Q = layer.forward(a, wp, None if b is None else b.clamp(min=0))
-        neg = z < 0
-        den = torch.where(z > 0, Q, z - Q)
+        pos = z > 0
+        den = torch.where(pos, Q, z - Q)
         den.mul_(g).add_(z)
-        s = _divide(R.masked_fill(z == 0, 0.0), den, self.stabilizer)
-        u = torch.where(neg, s * (1.0 + g), s)
-        v = torch.where(neg, -s, s)
+        s = _divide(R, den, self.stabilizer)
+        v = s.mul_(torch.sign(z))  # s_up - s_dn; sign(0) = 0: units with z = 0 receive nothing
+        u = torch.where(pos, v, v * -(1.0 + g))  # s_up + (1 + g) s_dn
         c = layer.transpose(u, a, w)
         c.add_(layer.transpose(v, a, wp), alpha=g)
         return c.mul_(a)
