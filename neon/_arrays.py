@@ -48,7 +48,10 @@ def as_tensor(X: Any, name: str = "X") -> tuple[Tensor, ArrayInfo]:
             raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
         info = ArrayInfo("numpy", arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64),
                          torch.device("cpu"), feature_names)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = np.ascontiguousarray(arr)
+        if not arr.flags.writeable:  # torch cannot wrap read-only memory (e.g. some DataFrame views)
+            arr = arr.copy()
+        t = torch.from_numpy(arr)
     if t.dim() < 2:
         raise ValueError(
             f"{name} must be a batch of shape (n_samples, ...); got shape {tuple(t.shape)}. "
