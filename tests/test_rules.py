@@ -168,3 +168,18 @@ def test_epsilon_relative_uses_rms_of_each_sample() -> None:
         eps = 0.25 * np.sqrt((z[n].detach().numpy() ** 2).mean())
         want = ref.epsilon(a[n:n + 1].numpy(), W, b, z[n:n + 1].detach().numpy(), eps)
         np.testing.assert_allclose(got[n:n + 1].detach().numpy(), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("rule,reference", [
+    (ZPlus(), lambda a, W, b, R: ref.zplus(a, W, b, R)),
+    (AlphaBeta(2, 1), lambda a, W, b, R: ref.alpha_beta(a, W, b, R, 2, 1)),
+    (AlphaBeta(1, 0), lambda a, W, b, R: ref.alpha_beta(a, W, b, R, 1, 0)),
+])
+def test_non_negative_input_fast_paths_equal_the_reference(rule, reference) -> None:
+    layer, in_shape, a, z, R = _setup("conv", seed=7)
+    a = a.clamp(min=0)
+    z = layer(a)
+    (got,) = rule.relevance(layer, [a], z, R, Context(target=torch.zeros(4, dtype=torch.long)))
+    W, b = ref.dense_matrix(layer, in_shape)
+    want = reference(a.reshape(4, -1).numpy(), W, b, R.reshape(4, -1).numpy())
+    np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)

@@ -49,6 +49,11 @@ def _divide(R: Tensor, z: Tensor, eps: float | Tensor) -> Tensor:
     return safe_divide(R, z, eps)
 
 
+def _signed(a: Tensor) -> bool:
+    """Whether ``a`` has negative entries (inputs after a ReLU have none, and their a- terms vanish)."""
+    return bool(a.numel()) and bool(a.min() < 0)
+
+
 def _broadcast_param(value: Any, a: Tensor) -> Tensor:
     """A scalar, per-channel ``(C,)`` or per-feature ``a.shape[1:]`` value as a ``(1, *a.shape[1:])`` tensor."""
     v = torch.as_tensor(value, dtype=a.dtype, device=a.device)
@@ -241,7 +246,11 @@ class ZPlus(AffineRule):
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
         w, b = layer.weight, layer.bias
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        wp = w.clamp(min=0)
+        if not _signed(a):  # after a ReLU: the a- terms vanish, one forward and one transpose
+            s = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
+            return a * layer.transpose(s, a, wp)
+        wn = w.clamp(max=0)
         ap, an = a.clamp(min=0), a.clamp(max=0)
         denom = layer.forward(ap, wp, _pos(b)) + layer.forward(an, wn, None)
         s = safe_divide(R, denom, self.stabilizer)
@@ -272,6 +281,13 @@ class AlphaBeta(AffineRule):
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
         w, b = layer.weight, layer.bias
         wp, wn = w.clamp(min=0), w.clamp(max=0)
+        if not _signed(a):  # after a ReLU: the a- terms vanish
+            sp = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
+            result = self.alpha * (a * layer.transpose(sp, a, wp))
+            if self.beta:
+                sn = safe_divide(R, layer.forward(a, wn, _neg(b)), self.stabilizer)
+                result = result - self.beta * (a * layer.transpose(sn, a, wn))
+            return result
         ap, an = a.clamp(min=0), a.clamp(max=0)
         zp = layer.forward(ap, wp, _pos(b)) + layer.forward(an, wn, None)
         sp = safe_divide(R, zp, self.stabilizer)
