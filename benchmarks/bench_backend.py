@@ -33,16 +33,6 @@ def vgg_like(width: int = 32) -> nn.Sequential:
     ).eval()
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
@@ -66,7 +56,6 @@ def main() -> None:
         out = model(xg)
         torch.autograd.grad(out.max(1).values.sum(), xg)
 
-    base = {"forward": median_time(forward, args.repeat), "input gradient": median_time(input_gradient, args.repeat)}
     presets = {
         "lrp0": "lrp0",
         "epsilon": "epsilon",
@@ -76,16 +65,25 @@ def main() -> None:
         "epsilon_gamma_box": neon.composites.EpsilonGammaBox(low=0.0, high=1.0),
         "overview": neon.composites.Overview(low=0.0, high=1.0),
     }
-    neon_times = {}
+    methods = {"forward": forward, "input gradient": input_gradient}
     for name, rules in presets.items():
         explainer = neon.Explainer(model, rules=rules, output="logit").fit(x)
-        neon_times[name] = median_time(lambda e=explainer: e.explain(x), args.repeat)
-
-    grad = base["input gradient"]
+        methods[f"neon {name}"] = lambda e=explainer: e.explain(x)
+    # Round-robin: every repeat times every method once, so slow phases of a shared machine hit all alike.
+    samples: dict[str, list[float]] = {name: [] for name in methods}
+    for fn in methods.values():
+        fn()  # warm-up
+    for _ in range(args.repeat):
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    times = {name: statistics.median(ts) for name, ts in samples.items()}
+    grad = times["input gradient"]
     print(f"VGG-like net, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, "
-          f"torch {torch.__version__}, median of {args.repeat}")
+          f"torch {torch.__version__}, median of {args.repeat} round-robin repeats")
     print(f"{'method':<28}{'time [ms]':>12}{'x input grad':>15}")
-    for name, t in list(base.items()) + [(f"neon {k}", v) for k, v in neon_times.items()]:
+    for name, t in times.items():
         print(f"{name:<28}{1000 * t:>12.1f}{t / grad:>15.2f}")
 
 
