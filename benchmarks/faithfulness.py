@@ -15,8 +15,7 @@ the wall-clock time of the explanation call divided by the number of samples (tu
 shap's one-time numba compilation excluded by a warm-up call).
 
 Usage: ``python benchmarks/faithfulness.py [--out out/faithfulness] [--quick]``. Writes the
-tables to the "Faithfulness" section of ``docs/benchmarks.md`` (``docs/faithfulness_results.md``
-when that file does not exist) and the mean curves as PNG files to ``--out``.
+tables to the "Faithfulness" section of ``docs/benchmarks.md`` and the mean curves as PNG files to ``--out``.
 """
 
 from __future__ import annotations
@@ -351,16 +350,13 @@ def markdown(tasks: list[Task], total_seconds: float, quick: bool) -> str:
 
 
 def write_docs(text: str) -> Path:
+    """Replace (or append) the "Faithfulness" section of ``docs/benchmarks.md``."""
     bench = ROOT / "docs" / "benchmarks.md"
-    if bench.exists():
-        old = bench.read_text()
-        pattern = re.compile(r"^## Faithfulness\n.*?(?=^## |\Z)", re.S | re.M)
-        new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text + "\n"
-        bench.write_text(new)
-        return bench
-    path = ROOT / "docs" / "faithfulness_results.md"
-    path.write_text("# Faithfulness results\n\n" + text + "\n")
-    return path
+    old = bench.read_text() if bench.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Faithfulness\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text + "\n"
+    bench.write_text(new)
+    return bench
 
 
 def plot(tasks: list[Task], out: Path) -> None:
