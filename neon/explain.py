@@ -87,6 +87,7 @@ class Explainer:
         options = dict(self.options)
         if self.output is not None:
             options["output"] = self.output
+        self.__dict__.pop("_n_outputs", None)
         network = neuralize(self.model, **options)
         composite = resolve(self.rules, network.default_rules)
         rules = network.assign_rules(composite)
@@ -260,10 +261,10 @@ class Explainer:
         if target is None:
             with torch.no_grad():
                 return net(x).argmax(dim=1)
-        n_targets = net.n_targets
-        if n_targets is None:
+        n_targets = net.n_targets or self.__dict__.get("_n_outputs")
+        if n_targets is None:  # a torch model does not say how many outputs it has: look once
             with torch.no_grad():
-                n_targets = net(x[:1]).shape[1]
+                n_targets = self._n_outputs = net(x[:1]).shape[1]
         names = net.target_names
         if isinstance(target, str) or (names is not None and not isinstance(target, (int, np.integer, Tensor,
                                                                                       np.ndarray, list, tuple))):
