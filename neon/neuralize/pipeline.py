@@ -28,91 +28,24 @@ Any other step (``PolynomialFeatures``, ``FunctionTransformer``, ``ColumnTransfo
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, fx, nn
 
-from .._numeric import safe_divide
 from ..exceptions import UnsupportedModelError
+from ..layers.coordinates import AffineProjection, FeatureAffine
 from ..layers.top import LogOdds
 from ..network import Network
-from ..rules import Pass, Rule
-from ..rules.base import Context
 from ._registry import register
 
 SCALERS = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler)
 SUPPORTED_STEPS = "StandardScaler, MinMaxScaler (clip=False), MaxAbsScaler, RobustScaler, PCA, 'passthrough'"
-
-
-# ---------------------------------------------------------------------- input nodes
-class FeatureAffine(nn.Module):
-    """Per-feature affine map ``u_i = s_i x_i + t_i`` whose relevance passes one to one (rule :class:`Pass`).
-
-    Not an affine layer for the composites: it is a change of coordinates, not evidence, so user
-    composites (``rules="epsilon"`` ...) leave it to its own rule.
-    """
-
-    def __init__(self, scale: Tensor, shift: Tensor):
-        super().__init__()
-        self.register_buffer("scale", scale.detach().clone())
-        self.register_buffer("shift", shift.detach().clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale + self.shift
-
-    def default_rule(self) -> Rule:
-        return Pass()
-
-    def extra_repr(self) -> str:
-        return f"features={self.scale.numel()}"
-
-
-class RootPoint(Rule):
-    """Deep-Taylor root-point rule of an :class:`AffineProjection` ``u = M x + c`` with root ``M x0 + c = 0``.
-
-    ``R_i = sum_j (x_i - x0_i) M_ji / sum_i' (x_i' - x0_i') M_ji' R_j`` (Montavon et al., "Explaining
-    nonlinear classification decisions with deep Taylor decomposition", Pattern Recognit. 2017).
-    Exactly conservative; a component with ``u_j = 0`` passes nothing (``0 / 0 := 0``).
-    """
-
-    name = "root point"
-
-    def supports(self, op: Any) -> bool:
-        return isinstance(op, AffineProjection)
-
-    def relevance(self, op: Any, inputs: Sequence[Tensor], output: Tensor, R: Tensor,
-                  ctx: Context) -> tuple[Tensor | None, ...]:
-        (x,) = inputs
-        d = x - op.root
-        s = safe_divide(R, F.linear(d, op.weight), 0.0)
-        return (d * (s @ op.weight),)
-
-
-class AffineProjection(nn.Module):
-    """Affine map ``u = M x + c`` of the raw features (PCA and scalers), explained at a root point ``x0``."""
-
-    def __init__(self, weight: Tensor, bias: Tensor, root: Tensor):
-        super().__init__()
-        self.register_buffer("weight", weight.detach().clone())
-        self.register_buffer("bias", bias.detach().clone())
-        self.register_buffer("root", root.detach().clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-    def default_rule(self) -> Rule:
-        return RootPoint()
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
 
 
 # ---------------------------------------------------------------------- steps as affine maps
@@ -303,5 +236,5 @@ def neuralize_pipeline(model: Pipeline, **options: Any) -> Network:
     )
 
 
-__all__ = ["AffineChain", "AffineProjection", "FeatureAffine", "RootPoint", "SUPPORTED_STEPS", "join",
+__all__ = ["AffineChain", "SUPPORTED_STEPS", "join",
            "neuralize_pipeline"]

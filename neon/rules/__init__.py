@@ -8,6 +8,7 @@ NEON layers: :class:`SoftMin`, :class:`SoftMax`, :class:`Distance`, :class:`Midp
 
 from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Reference, WSquare, ZBox, ZPlus
 from .base import Context, Rule, vjp
+from .coordinates import RootPoint
 from .distance import Distance, Midpoint
 from .pooling import Pass, Proportional, SoftMax, SoftMin, WinnerTakesAll
 from .svc import SVCGradientInput, SVCHybrid, SVCMidpoint
@@ -32,6 +33,7 @@ __all__ = [
     "Pass",
     "Proportional",
     "Reference",
+    "RootPoint",
     "Rule",
     "SoftMax",
     "SoftMin",
