@@ -56,7 +56,7 @@ class _Setup:
     """The explained network in the compute dtype, the inputs, and the target of every sample."""
 
     def __init__(self, model: Any, X: Any, target: Any, output: str | None, options: dict[str, Any]):
-        from .explain import Explainer
+        from .explain import resolve_targets
 
         network = _network(model, output, options)
         x, info = as_tensor(X)
@@ -72,9 +72,7 @@ class _Setup:
         self.info: ArrayInfo = info
         self.data = X
         self.x = x.to(device=network.device, dtype=dtype)
-        # Explainer._targets only reads its arguments: reuse its validation (names, ranges, per-sample).
-        self.target = Explainer._targets(None, network, self.x, target, 0, len(self.x)) if len(self.x) else \
-            torch.zeros(0, dtype=torch.long)
+        self.target = resolve_targets(network, self.x, target) if len(self.x) else torch.zeros(0, dtype=torch.long)
 
     def value(self, x: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad():

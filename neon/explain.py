@@ -257,35 +257,49 @@ class Explainer:
         return cache[key]
 
     def _targets(self, net: Network, x: Tensor, target: Any, start: int, n: int) -> Tensor:
-        m = len(x)
-        if target is None:
-            with torch.no_grad():
-                return net(x).argmax(dim=1)
-        n_targets = net.n_targets or self.__dict__.get("_n_outputs")
-        if n_targets is None:  # a torch model does not say how many outputs it has: look once
-            with torch.no_grad():
-                n_targets = self._n_outputs = net(x[:1]).shape[1]
-        names = net.target_names
-        if isinstance(target, str) or (names is not None and not isinstance(target, (int, np.integer, Tensor,
-                                                                                      np.ndarray, list, tuple))):
-            if names is None or target not in names:
-                raise ValueError(f"target {target!r} is not one of the model's targets {names}.")
-            target = names.index(target)
-        t = torch.as_tensor(np.asarray(target.cpu() if isinstance(target, Tensor) else target))
-        if t.dtype.is_floating_point:
-            if not bool((t == t.round()).all()):
-                raise ValueError(f"target must hold integer indices; got {target!r}.")
-            t = t.long()
-        if t.dim() == 0:
-            t = t.expand(m)
-        elif t.dim() == 1 and len(t) == n:
-            t = t[start:start + m]
-        else:
-            raise ValueError(f"target must be one index or one per sample ({n}); got shape {tuple(t.shape)}.")
-        if bool(((t < 0) | (t >= n_targets)).any()):
-            raise ValueError(f"target out of range: the model has {n_targets} targets (0..{n_targets - 1}); "
-                             f"got {sorted(set(t.tolist()) - set(range(n_targets)))}.")
-        return t.long().to(x.device)
+        if target is not None and net.n_targets is None and "_n_outputs" not in self.__dict__:
+            with torch.no_grad():  # a torch model does not say how many outputs it has: look once per fit
+                self._n_outputs = net(x[:1]).shape[1]
+        return resolve_targets(net, x, target, start, n, n_outputs=self.__dict__.get("_n_outputs"))
+
+
+def resolve_targets(net: Network, x: Tensor, target: Any, start: int = 0, n: int | None = None,
+                    n_outputs: int | None = None) -> Tensor:
+    """Validate ``target`` for rows ``start:start + len(x)`` of ``n`` and return one index per row.
+
+    ``None`` is the arg-max output; an int, a target name, or one index per sample (``n`` of them)
+    are accepted; anything out of range is a ``ValueError`` naming the model's targets.
+    """
+    m = len(x)
+    n = m if n is None else n
+    if target is None:
+        with torch.no_grad():
+            return net(x).argmax(dim=1)
+    n_targets = net.n_targets or n_outputs
+    if n_targets is None:
+        with torch.no_grad():
+            n_targets = net(x[:1]).shape[1]
+    names = net.target_names
+    if isinstance(target, str) or (names is not None and not isinstance(target, (int, np.integer, Tensor,
+                                                                                  np.ndarray, list, tuple))):
+        if names is None or target not in names:
+            raise ValueError(f"target {target!r} is not one of the model's targets {names}.")
+        target = names.index(target)
+    t = torch.as_tensor(np.asarray(target.cpu() if isinstance(target, Tensor) else target))
+    if t.dtype.is_floating_point:
+        if not bool((t == t.round()).all()):
+            raise ValueError(f"target must hold integer indices; got {target!r}.")
+        t = t.long()
+    if t.dim() == 0:
+        t = t.expand(m)
+    elif t.dim() == 1 and len(t) == n:
+        t = t[start:start + m]
+    else:
+        raise ValueError(f"target must be one index or one per sample ({n}); got shape {tuple(t.shape)}.")
+    if bool(((t < 0) | (t >= n_targets)).any()):
+        raise ValueError(f"target out of range: the model has {n_targets} targets (0..{n_targets - 1}); "
+                         f"got {sorted(set(t.tolist()) - set(range(n_targets)))}.")
+    return t.long().to(x.device)
 
 
 def _move_rule(rule: Rule, dtype: torch.dtype, device: torch.device) -> Rule:
