@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.nn.modules.utils import _pair
 
+from ._numeric import safe_divide
 from .exceptions import RuleError
 from .graph import ACTIVATION_MODULES, Step
 from .rules.base import Context, Rule, vjp
@@ -175,9 +176,7 @@ def _residual_add(step: Step, rule: Rule, inputs: list[Tensor], z: Tensor, R: Te
             or step.node.kwargs or len(step.node.args) != 2 or list(step.node.args) != step.inputs
             or any(t.shape != z.shape for t in inputs) or R.shape != z.shape):
         return None
-    den = torch.abs(z)
-    den.add_(rule.stabilizer).copysign_(z)
-    s = torch.div(R, den, out=den)
+    s = safe_divide(R, z, rule.stabilizer)
     return tuple(t * s for t in inputs)
 
 

@@ -30,25 +30,6 @@ def _neg(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clamp(max=0)
 
 
-def _stab_divide(R: Tensor, z: Tensor, eps: float) -> Tensor:
-    """``R / (z + eps * sign(z))`` in four element-wise passes and one allocation (``eps > 0``).
-
-    ``copysign(|z| + eps, z)`` equals ``z + eps * sign(z)`` bit for bit; ``sign(0) = +1`` as in
-    THEORY.md section 1 (only an exact ``-0.0``, which needs every summand of ``z`` to be ``-0.0``,
-    would take ``-eps``). This is the hot path of the DNN rules, so it avoids the temporaries of
-    :func:`neon._numeric.safe_divide`.
-    """
-    den = torch.abs(z)
-    den.add_(eps).copysign_(z)
-    return torch.div(R, den, out=den)
-
-
-def _divide(R: Tensor, z: Tensor, eps: float | Tensor) -> Tensor:
-    if isinstance(eps, float) and eps > 0 and z.shape == R.shape:
-        return _stab_divide(R, z, eps)
-    return safe_divide(R, z, eps)
-
-
 def _signed(a: Tensor) -> bool:
     """Whether ``a`` has negative entries (inputs after a ReLU have none, and their a- terms vanish)."""
     return bool(a.numel()) and bool(a.min() < 0)
@@ -151,7 +132,7 @@ class Epsilon(AffineRule):
         if self.relative and self.epsilon > 0:
             dims = tuple(range(1, z.dim()))
             eps = self.epsilon * z.pow(2).mean(dim=dims, keepdim=True).sqrt()
-        s = _divide(R, z, eps)
+        s = safe_divide(R, z, eps)
         return layer.transpose(s, a).mul_(a)
 
 
@@ -189,7 +170,7 @@ class Gamma(AffineRule):
             denom = layer.forward(a_pos, w_main, bias)
             if signed:
                 denom = denom + layer.forward(a_neg, w_other, None)
-            s = _divide(R_part, denom, self.stabilizer)
+            s = safe_divide(R_part, denom, self.stabilizer)
             rel = layer.transpose(s, a, w_main).mul_(a_pos)
             if signed:
                 rel = rel + a_neg * layer.transpose(s, a, w_other)
@@ -225,7 +206,7 @@ class Gamma(AffineRule):
         pos = z > 0
         den = torch.where(pos, Q, z - Q)
         den.mul_(g).add_(z)
-        s = _divide(R, den, self.stabilizer)
+        s = safe_divide(R, den, self.stabilizer)
         v = s.mul_(torch.sign(z))  # s_up - s_dn; sign(0) = 0: units with z = 0 receive nothing
         u = torch.where(pos, v, v * -(1.0 + g))  # s_up + (1 + g) s_dn
         c = layer.transpose(u, a, w)
@@ -336,7 +317,7 @@ class ZBox(AffineRule):
         # The bounds are the same for every sample: their forwards run at batch size 1 and broadcast.
         denom = layer.forward(a, w, None)
         denom -= layer.forward(low, wp, None) + layer.forward(high, wn, None)
-        s = _divide(R, denom, self.stabilizer)
+        s = safe_divide(R, denom, self.stabilizer)
         # a W - l W+ - h W- = (a - l) W+ + (a - h) W-: two transposed maps instead of three.
         result = layer.transpose(s, a, wp).mul_(a - low)
         result += layer.transpose(s, a, wn).mul_(a - high)

@@ -84,7 +84,7 @@ class Midpoint(Rule):
         """
         n, k = x.shape[0], op.centroids.shape[0]
         # 0/0 := 0: a unit on its hyperplane (h = 0) has nothing to give (THEORY.md section 1).
-        a = torch.nan_to_num_(hint.row_relevance / hint.input_row, nan=0.0, posinf=0.0, neginf=0.0)
+        a = safe_divide(hint.row_relevance, hint.input_row)
         q = torch.zeros(n, k, dtype=a.dtype, device=a.device)
         q.scatter_(1, op.competitors[hint.rows], a).scatter_(1, hint.rows.view(-1, 1), -a.sum(-1, keepdim=True))
         d = x.shape[1]
