@@ -143,21 +143,19 @@ class Network(nn.Module):
         affine_steps = [s for s in self.steps if s.kind == "layer" and (is_affine(s.module)
                                                                          or isinstance(s.module, LogOdds))]
         index = {s.name: i for i, s in enumerate(affine_steps)}
+        calls: dict[str, int] = {}  # a module called several times gives one node per call: name later calls apart
         for s in self.steps:
-            if s.kind in ("layer", "sum", "max"):
-                name = self._module_name(s)
-                infos.append(LayerInfo(name=name, module=s.module, kind=s.kind,
-                                       affine_index=index.get(s.name), n_affine=len(affine_steps)))
+            if s.kind not in ("layer", "sum", "max"):
+                continue
+            name = s.name
+            if s.node.op == "call_module":
+                target = str(s.node.target)
+                seen = calls.get(target, 0)
+                calls[target] = seen + 1
+                name = target if seen == 0 else f"{target}#{seen}"
+            infos.append(LayerInfo(name=name, module=s.module, kind=s.kind,
+                                   affine_index=index.get(s.name), n_affine=len(affine_steps)))
         return infos
-
-    def _module_name(self, step: Step) -> str:
-        if step.node.op == "call_module":
-            # A module called several times gives one node per call: name the later calls apart.
-            calls = [s for s in self.steps if s.node.op == "call_module" and s.node.target == step.node.target]
-            if len(calls) > 1 and calls[0] is not step:
-                return f"{step.node.target}#{calls.index(step)}"
-            return str(step.node.target)
-        return step.name
 
     def assign_rules(self, rules: Any = None) -> dict[str, Rule]:
         """A rule for every node that needs one, keyed by node name.
