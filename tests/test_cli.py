@@ -8,13 +8,11 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.datasets import load_wine
 
 import neon
 from neon import cli
-
-pytest.importorskip("neon.neuralize.kmeans")
-from sklearn.cluster import KMeans  # noqa: E402
 
 NEON_SCRIPT = Path(sys.executable).with_name("neon")
 
@@ -206,7 +204,6 @@ def test_progress_bar_on_a_terminal_only_for_several_chunks_and_not_when_quiet(f
 
 
 def test_pipeline_with_class_label_target(tmp_path):
-    pytest.importorskip("neon.neuralize.pipeline")
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -166,7 +166,6 @@ def test_clusters_panels_are_group_means_and_standardised_centroids():
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_wine
 
-    pytest.importorskip("neon.neuralize.kmeans")
     X = load_wine().data[:, :6]
     km = KMeans(3, n_init=4, random_state=0).fit(X)
     expl = neon.explain(km, X)
