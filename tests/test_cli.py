@@ -87,7 +87,6 @@ def test_console_script_npy_in_and_out_with_target_and_small_chunks(files, wine)
 
 @pytest.mark.slow  # a subprocess start imports torch and scikit-learn: ~10 s on shared cores
 def test_parquet_in_and_out_and_a_plot(files, wine):
-    pytest.importorskip("pyarrow")
     d, km = files
     X, Xn = wine
     X.to_parquet(d / "wine.parquet")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import zennit.attribution as zennit_attribution
+import zennit.composites as zennit_composites
 from torch import nn
 
 import neon
 from neon.composites import EpsilonGammaBox, Overview, preset
 from neon.exceptions import RuleError
 from neon.rules import Epsilon, Gamma, ZBox
-
-zennit_composites = pytest.importorskip("zennit.composites")
-zennit_attribution = pytest.importorskip("zennit.attribution")
 
 
 def vgg_like() -> nn.Sequential:
@@ -52,7 +51,7 @@ def test_preset_equals_zennit(name: str, zennit_name: str, params: dict) -> None
 
 
 def test_epsilon_preset_equals_captum_lrp() -> None:
-    captum_lrp = pytest.importorskip("captum.attr")
+    import captum.attr as captum_lrp
     from captum.attr._utils.lrp_rules import EpsilonRule
 
     torch.manual_seed(3)

@@ -96,7 +96,6 @@ def test_pictures_exist_and_are_not_git_ignored():
 
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
-    pytest.importorskip("mkdocs")
     res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
                           "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -192,7 +192,7 @@ def test_ground_truth_cluster_evidence_in_planted_features():
 
 
 def test_dataframe_feature_names_and_float32():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     data = load_iris()
     df = pd.DataFrame(data.data, columns=data.feature_names)
     km = KMeans(3, n_init=3, random_state=0).fit(df)

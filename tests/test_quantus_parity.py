@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import quantus
 import torch
 from sklearn.datasets import load_digits
 
 import neon
 from neon import metrics
-
-quantus = pytest.importorskip("quantus")
 
 
 @pytest.fixture(scope="module")

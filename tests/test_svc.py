@@ -388,7 +388,7 @@ def test_bad_input() -> None:
 
 
 def test_dataframe_feature_names() -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     X, y = _data("iris")
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     model = SVC().fit(df, y)
