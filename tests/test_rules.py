@@ -105,6 +105,40 @@ def test_gamma_fast_path_for_relu_inputs_equals_reference() -> None:
     np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("layer_name", list(LAYERS))
+@pytest.mark.parametrize("gamma", [0.25, 3.0])
+def test_gamma_on_relu_inputs_with_relevance_on_both_output_signs_equals_reference(layer_name, gamma) -> None:
+    # Non-negative inputs, relevance on z > 0, z < 0 and on outputs that are exactly zero (a residual
+    # branch feeding a sum gets such relevance): the shared-denominator path must match the two-part formula.
+    layer, in_shape, a, z, R = _setup(layer_name, seed=11)
+    a = a.clamp(min=0)
+    a[0] = 0.0
+    with torch.no_grad():
+        layer.bias[0] = 0.0  # sample 0, first output channel: z == 0 exactly, with R != 0
+    z = layer(a)
+    assert bool((z == 0).any()) and bool((z < 0).any()) and bool((z > 0).any())
+    (got,) = Gamma(gamma).relevance(layer, [a], z, R, Context(target=torch.zeros(4, dtype=torch.long)))
+    W, b = ref.dense_matrix(layer, in_shape)
+    want = ref.gamma(a.reshape(4, -1).numpy(), W, b, R.reshape(4, -1).numpy(), gamma)
+    np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+    assert np.isfinite(got.numpy()).all()
+
+
+def test_gamma_fast_path_ignores_a_vanishing_denominator_off_the_relevant_outputs() -> None:
+    # R = 0 where z < 0, and there the up-denominator W_up a + b_up + eps is exactly 0: no 0/0 may leak.
+    layer = nn.Linear(2, 2).double().requires_grad_(False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64))
+        # unit 1 at a = (1, 0): z = -1e-6 < 0 and z_up + eps = 0
+        layer.bias.copy_(torch.tensor([0.0, 1.0 - 1e-6], dtype=torch.float64))
+    a = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    z = layer(a)
+    R = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    assert float(torch.nn.functional.linear(a, layer.weight, layer.bias + 1e-6)[0, 1]) == 0.0
+    (got,) = Gamma(0.0).relevance(layer, [a], z, R, Context(target=torch.zeros(1, dtype=torch.long)))
+    np.testing.assert_allclose(got.numpy(), [[1.0 / (1.0 + 1e-6), 0.0]], rtol=1e-12)
+
+
 def test_lrp0_conserves_without_bias() -> None:
     torch.manual_seed(0)
     layer = nn.Linear(6, 4, bias=False).double().requires_grad_(False)

@@ -9,6 +9,7 @@ exactly (THEORY.md section 2, "Biases").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,19 +21,50 @@ from ..exceptions import RuleError
 from ..layers.affine import AffineView, as_affine, is_affine
 from ..layers.top import LogOdds
 from .base import Context, Rule
+from .derived import derived, gamma_down, gamma_up, negative, positive
 
 
 def _pos(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.clamp(min=0)
+    return None if t is None else positive(t)
 
 
 def _neg(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.clamp(max=0)
+    return None if t is None else negative(t)
 
 
 def _signed(a: Tensor) -> bool:
     """Whether ``a`` has negative entries (inputs after a ReLU have none, and their a- terms vanish)."""
     return bool(a.numel()) and bool(a.min() < 0)
+
+
+def positive_part(t: Tensor, z: Tensor) -> Tensor:
+    """``t`` where ``z > 0``, else 0 (a select, so NaN or inf outside the mask cannot leak in).
+
+    ReLU's own backward kernel: one float pass, where a boolean mask and ``torch.where`` take
+    about six times as long on large activations.
+    """
+    return torch.ops.aten.threshold_backward(t, z, 0.0)
+
+
+def negative_part(t: Tensor, z: Tensor) -> Tensor:
+    """``t`` where ``z < 0``, else 0 (hardtanh's backward kernel with the window ``(-inf, 0)``)."""
+    return torch.ops.aten.hardtanh_backward(t, z, -math.inf, 0.0)
+
+
+def _any_nonzero(t: Tensor) -> bool:
+    """Whether ``t`` has a non-zero (or NaN) entry: one min/max reduction, no boolean tensor."""
+    if not t.numel():
+        return False
+    low, high = torch.aminmax(t)
+    return not (bool(low == 0) and bool(high == 0))
+
+
+def _add_to_bias(bias: Tensor | None, value: float, weight: Tensor) -> Tensor:
+    """``bias + value`` per output unit (``value`` alone without a bias): a constant the forward adds for free."""
+    if bias is None:
+        return derived(weight, ("bias", value), lambda: torch.full((weight.shape[0],), value, dtype=weight.dtype,
+                                                                   device=weight.device))
+    return derived(bias, ("+", value), lambda: bias + value)
 
 
 def _broadcast_param(value: Any, a: Tensor) -> Tensor:
@@ -156,62 +188,45 @@ class Gamma(AffineRule):
         return {"gamma": self.gamma}
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+        g, eps = self.gamma, self.stabilizer
+        w, b = layer.weight, layer.bias
+        w_up = gamma_up(w, g)
+        b_up = None if b is None else gamma_up(b, g)
+        if _signed(a):
+            return self._signed_inputs(layer, a, R, positive_part(R, z), negative_part(R, z), w_up, b_up)
+        # Non-negative inputs (after a ReLU). Both output signs share one forward, ``D = W_up a + b_up + eps``:
+        # where z > 0 it is the stabilised up-denominator; where z < 0 the down-denominator is
+        # (1 + g) z - g (W+ a + b+) = -(D - (2 + g) z) (D > 0 there, so no sign test is needed).
+        D = layer.forward(a, w_up, _add_to_bias(b_up, eps, w))
+        R_dn = negative_part(R, z)
+        if not _any_nonzero(R_dn):
+            # The common case in a ReLU network: no relevance on outputs z <= 0, one transposed map.
+            return layer.transpose(positive_part(torch.div(R, D, out=D), z), a, w_up).mul_(a)
+        D.add_(z.clamp(max=0), alpha=-(2.0 + g))
+        v = torch.div(R, D, out=D)
+        w_dn = gamma_down(w, g)
+        c = layer.transpose(positive_part(v, z), a, w_up)
+        c.sub_(layer.transpose(negative_part(v, z), a, w_dn))
+        return c.mul_(a)
+
+    def _signed_inputs(self, layer: AffineView, a: Tensor, R: Tensor, R_up: Tensor, R_dn: Tensor,
+                       w_up: Tensor, b_up: Tensor | None) -> Tensor:
+        """The general case: ``a+`` and ``a-`` take the weights of opposite signs."""
         g = self.gamma
         w, b = layer.weight, layer.bias
-        w_up = torch.add(w, w.clamp(min=0), alpha=g)
-        b_up = None if b is None else torch.add(b, b.clamp(min=0), alpha=g)
-        signed = bool(a.min() < 0) if a.numel() else False
-        # the negative-side weights serve signed inputs and outputs z < 0 only
-        w_dn = torch.add(w, w.clamp(max=0), alpha=g) if signed else w
-        a_pos = a.clamp(min=0) if signed else a
-        a_neg = a.clamp(max=0) if signed else None
+        w_dn = gamma_down(w, g)
+        a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
 
         def part(R_part: Tensor, w_main: Tensor, w_other: Tensor, bias: Tensor | None) -> Tensor:
-            denom = layer.forward(a_pos, w_main, bias)
-            if signed:
-                denom = denom + layer.forward(a_neg, w_other, None)
+            denom = layer.forward(a_pos, w_main, bias) + layer.forward(a_neg, w_other, None)
             s = safe_divide(R_part, denom, self.stabilizer)
-            rel = layer.transpose(s, a, w_main).mul_(a_pos)
-            if signed:
-                rel = rel + a_neg * layer.transpose(s, a, w_other)
-            return rel
+            return layer.transpose(s, a, w_main).mul_(a_pos) + a_neg * layer.transpose(s, a, w_other)
 
-        # In a ReLU network no relevance sits on units with z <= 0 (their activation is zero): then
-        # only the positive-output half is needed and R needs no masking. One cheap check decides.
-        off = z <= 0
-        if not bool(torch.logical_and(off, R != 0).any()):
-            return part(R, w_up, w_dn, b_up)
-        if not signed:
-            return self._both_halves(layer, a, z, R)
-        b_dn = None if b is None else torch.add(b, b.clamp(max=0), alpha=g)
-        R_up = torch.where(off, torch.zeros_like(R), R)
         result = part(R_up, w_up, w_dn, b_up)
-        R_dn = torch.where(z < 0, R, torch.zeros_like(R))
-        if bool(R_dn.any()):
+        if _any_nonzero(R_dn):
+            b_dn = None if b is None else gamma_down(b, g)
             result = result + part(R_dn, w_dn, w_up, b_dn)
         return result
-
-
-    def _both_halves(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
-        """Both output signs for non-negative inputs with one extra forward (``P = W+ a``).
-
-        With ``Q = P + b+``: ``z_up = z + g Q`` and ``z_dn = (1 + g) z - g Q`` (``W_dn = (1 + g) W - g W+``),
-        and ``W_up^T s_up + W_dn^T s_dn = W^T (s_up + (1 + g) s_dn) + g W+^T (s_up - s_dn)``: one forward
-        and two transposed maps instead of two of each. Equal to the two-part formula up to rounding.
-        """
-        g = self.gamma
-        w, b = layer.weight, layer.bias
-        wp = w.clamp(min=0)
-        Q = layer.forward(a, wp, None if b is None else b.clamp(min=0))
-        pos = z > 0
-        den = torch.where(pos, Q, z - Q)
-        den.mul_(g).add_(z)
-        s = safe_divide(R, den, self.stabilizer)
-        v = s.mul_(torch.sign(z))  # s_up - s_dn; sign(0) = 0: units with z = 0 receive nothing
-        u = torch.where(pos, v, v * -(1.0 + g))  # s_up + (1 + g) s_dn
-        c = layer.transpose(u, a, w)
-        c.add_(layer.transpose(v, a, wp), alpha=g)
-        return c.mul_(a)
 
 
 class ZPlus(AffineRule):
@@ -227,11 +242,11 @@ class ZPlus(AffineRule):
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
         w, b = layer.weight, layer.bias
-        wp = w.clamp(min=0)
+        wp = positive(w)
         if not _signed(a):  # after a ReLU: the a- terms vanish, one forward and one transpose
             s = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
             return a * layer.transpose(s, a, wp)
-        wn = w.clamp(max=0)
+        wn = negative(w)
         ap, an = a.clamp(min=0), a.clamp(max=0)
         denom = layer.forward(ap, wp, _pos(b)) + layer.forward(an, wn, None)
         s = safe_divide(R, denom, self.stabilizer)
@@ -261,7 +276,7 @@ class AlphaBeta(AffineRule):
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
         w, b = layer.weight, layer.bias
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        wp, wn = positive(w), negative(w)
         if not _signed(a):  # after a ReLU: the a- terms vanish
             sp = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
             result = self.alpha * (a * layer.transpose(sp, a, wp))
@@ -312,7 +327,7 @@ class ZBox(AffineRule):
         if self.needs_fit:
             raise RuleError("ZBox(low='auto', high='auto') must be fitted on data first (Explainer.fit).")
         w = layer.weight
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        wp, wn = positive(w), negative(w)
         low, high = _broadcast_param(self.low, a), _broadcast_param(self.high, a)
         # The bounds are the same for every sample: their forwards run at batch size 1 and broadcast.
         denom = layer.forward(a, w, None)
@@ -336,8 +351,8 @@ class WSquare(AffineRule):
         self.stabilizer = float(stabilizer)
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
-        w2 = layer.weight.pow(2)
-        b2 = None if layer.bias is None else layer.bias.pow(2)
+        w2 = derived(layer.weight, "^2", lambda: layer.weight.pow(2))
+        b2 = None if layer.bias is None else derived(layer.bias, "^2", lambda: layer.bias.pow(2))
         ones = torch.ones((1,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device)
         s = safe_divide(R, layer.forward(ones, w2, b2), self.stabilizer)
         return layer.transpose(s, a, w2)
