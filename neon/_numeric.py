@@ -29,9 +29,28 @@ def safe_divide(numerator: Tensor, denominator: Tensor, epsilon: float | Tensor 
         zero = denominator == 0
         return torch.where(zero, torch.zeros_like(numerator), numerator / torch.where(zero, 1.0, denominator))
     if isinstance(epsilon, float) and epsilon > 0 and numerator.shape == denominator.shape:
-        # The hot path of the LRP rules: copysign(|z| + eps, z) is z + eps * sign(z) bit for bit, in four
-        # element-wise passes and one allocation. Only an exact -0.0 (every summand of z -0.0) takes -eps.
-        den = torch.abs(denominator)
-        den.add_(epsilon).copysign_(denominator)
+        # The hot path of the LRP rules, in three element-wise passes: z + copysign(eps, z) is
+        # z + eps * sign(z) bit for bit (rounding is symmetric in the sign). Only an exact -0.0
+        # (every summand of z -0.0) takes -eps.
+        den = torch.copysign(torch.tensor(epsilon, dtype=denominator.dtype, device=denominator.device), denominator)
+        den.add_(denominator)
         return torch.div(numerator, den, out=den)
     return numerator / stabilize(denominator, epsilon)
+
+
+def flat(t: Tensor) -> Tensor:
+    """All entries of ``t`` as one dimension, without a copy for contiguous and channels-last tensors.
+
+    For whole-tensor reductions (min, max) whose result does not depend on the order of the entries:
+    ``reshape`` of a channels-last tensor would copy it first.
+    """
+    if t.is_contiguous():
+        return t.view(-1)
+    if is_channels_last(t):
+        return t.permute(0, 2, 3, 1).reshape(-1)
+    return t.reshape(-1)
+
+
+def is_channels_last(t: Tensor) -> bool:
+    """Whether ``t`` is a 4-D tensor stored channels-last (and not also plain contiguous)."""
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)

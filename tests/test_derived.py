@@ -8,7 +8,7 @@ from torch import nn
 
 from neon.rules import Gamma
 from neon.rules.base import Context
-from neon.rules.derived import _CACHE, gamma_up, positive
+from neon._derived import _CACHE, gamma_up, positive
 
 
 def test_a_derived_tensor_is_computed_once_and_equals_its_formula() -> None:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._derived import derived
+from .._numeric import is_channels_last
 from ..exceptions import UnsupportedLayerError
 
 
@@ -132,6 +134,13 @@ def _conv_padding(module: nn.modules.conv._ConvNd) -> tuple[int, ...]:
     return tuple(padding)
 
 
+def like_input(weight: Tensor, a: Tensor) -> Tensor:
+    """A 2-D convolution's weight in the layout of its input (cached: PyTorch would copy it on every call)."""
+    if is_channels_last(a) and weight.dim() == 4 and not weight.is_contiguous(memory_format=torch.channels_last):
+        return derived(weight, "channels_last", lambda: weight.contiguous(memory_format=torch.channels_last))
+    return weight
+
+
 def _conv_view(module: nn.modules.conv._ConvNd) -> AffineView:
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         raise UnsupportedLayerError(
@@ -147,12 +156,12 @@ def _conv_view(module: nn.modules.conv._ConvNd) -> AffineView:
     padding = _conv_padding(module)
 
     def forward(a: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-        return conv(a, w, b, stride, padding, dilation, groups)
+        return conv(a, like_input(w, a), b, stride, padding, dilation, groups)
 
     def transpose(s: Tensor, w: Tensor, a: Tensor) -> Tensor:
         # The input gradient of the convolution alone: one transposed convolution, no forward.
         return torch.ops.aten.convolution_backward(
-            s, a, w, None, stride, padding, dilation, False, [0] * dims, groups, (True, False, False)
+            s, a, like_input(w, a), None, stride, padding, dilation, False, [0] * dims, groups, (True, False, False)
         )[0]
 
     return AffineView(module.weight, module.bias, forward, transpose)

@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._numeric import safe_divide
+from .._numeric import flat, safe_divide
 from ..exceptions import RuleError
 from ..layers.affine import AffineView, as_affine, is_affine
 from ..layers.top import LogOdds
 from .base import Context, Rule
-from .derived import derived, gamma_down, gamma_up, negative, positive
+from .._derived import derived, gamma_down, gamma_up, negative, positive
 
 
 def _pos(t: Tensor | None) -> Tensor | None:
@@ -34,7 +34,7 @@ def _neg(t: Tensor | None) -> Tensor | None:
 
 def _signed(a: Tensor) -> bool:
     """Whether ``a`` has negative entries (inputs after a ReLU have none, and their a- terms vanish)."""
-    return bool(a.numel()) and bool(a.min() < 0)
+    return bool(a.numel()) and bool(flat(a).min() < 0)
 
 
 def positive_part(t: Tensor, z: Tensor) -> Tensor:
@@ -55,7 +55,7 @@ def _any_nonzero(t: Tensor) -> bool:
     """Whether ``t`` has a non-zero (or NaN) entry: one min/max reduction, no boolean tensor."""
     if not t.numel():
         return False
-    low, high = torch.aminmax(t)
+    low, high = torch.aminmax(flat(t))
     return not (bool(low == 0) and bool(high == 0))
 
 
