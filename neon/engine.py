@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from torch.nn.modules.utils import _pair
 from ._numeric import is_channels_last, safe_divide
 from .exceptions import RuleError
 from .graph import ACTIVATION_MODULES, Step
+from .graph_facts import layer_facts
 from .layers.affine import like_input
 from .rules.base import Context, Rule, vjp
 from .rules.pooling import Pass, Proportional, WinnerTakesAll
@@ -243,6 +244,7 @@ def propagate(
             output_step.inputs[0]: torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
         }
         layers: dict[str, Tensor] | None = {} if record else None
+        facts = layer_facts(steps, rules)
         result = None
         for step in reversed(steps[:-1]):
             R = relevance.pop(step.node, None)
@@ -254,7 +256,10 @@ def propagate(
             if step.kind == "input":
                 result = R
                 continue
-            r_in = _relevance_step(step, rules.get(step.name), env, R, ctx, by_node, pool_indices)
+            known = facts.get(step.node)
+            step_ctx = ctx if known is None else replace(ctx, inputs_nonnegative=known.inputs_nonnegative,
+                                                         relevance_support=known.relevance_support)
+            r_in = _relevance_step(step, rules.get(step.name), env, R, step_ctx, by_node, pool_indices)
             for node, r in zip(step.inputs, r_in):
                 if r is None:
                     continue

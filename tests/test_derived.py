@@ -6,9 +6,9 @@ import gc
 import torch
 from torch import nn
 
+from neon._derived import _CACHE, gamma_up, positive
 from neon.rules import Gamma
 from neon.rules.base import Context
-from neon._derived import _CACHE, gamma_up, positive
 
 
 def test_a_derived_tensor_is_computed_once_and_equals_its_formula() -> None:

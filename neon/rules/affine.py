@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._derived import derived, gamma_down, gamma_up, negative, positive
 from .._numeric import flat, safe_divide
 from ..exceptions import RuleError
 from ..layers.affine import AffineView, as_affine, is_affine
 from ..layers.top import LogOdds
 from .base import Context, Rule
-from .._derived import derived, gamma_down, gamma_up, negative, positive
 
 
 def _pos(t: Tensor | None) -> Tensor | None:
@@ -32,8 +32,10 @@ def _neg(t: Tensor | None) -> Tensor | None:
     return None if t is None else negative(t)
 
 
-def _signed(a: Tensor) -> bool:
+def _signed(a: Tensor, ctx: Context | None = None) -> bool:
     """Whether ``a`` has negative entries (inputs after a ReLU have none, and their a- terms vanish)."""
+    if ctx is not None and ctx.inputs_nonnegative:
+        return False
     return bool(a.numel()) and bool(flat(a).min() < 0)
 
 
@@ -103,9 +105,9 @@ class AffineRule(Rule):
         (a,) = inputs
         if isinstance(op, LogOdds):
             return (log_odds_relevance(self, op, a, R, ctx),)
-        return (self.affine(as_affine(op), a, output, R),)
+        return (self.affine(as_affine(op), a, output, R, ctx),)
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         """Relevance of the layer input ``a`` given the output ``z = layer(a)`` and its relevance ``R``."""
         raise NotImplementedError
 
@@ -149,6 +151,7 @@ class Epsilon(AffineRule):
     """
 
     name = "epsilon"
+    zero_preserving = True
 
     def __init__(self, epsilon: float = 1e-6, relative: bool = False):
         if epsilon < 0:
@@ -159,7 +162,7 @@ class Epsilon(AffineRule):
     def _params(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon, **({"relative": True} if self.relative else {})}
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         eps: float | Tensor = self.epsilon
         if self.relative and self.epsilon > 0:
             dims = tuple(range(1, z.dim()))
@@ -177,6 +180,7 @@ class Gamma(AffineRule):
     """
 
     name = "gamma"
+    zero_preserving = True
 
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6):
         if gamma < 0:
@@ -187,19 +191,19 @@ class Gamma(AffineRule):
     def _params(self) -> dict[str, Any]:
         return {"gamma": self.gamma}
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         g, eps = self.gamma, self.stabilizer
         w, b = layer.weight, layer.bias
         w_up = gamma_up(w, g)
         b_up = None if b is None else gamma_up(b, g)
-        if _signed(a):
+        if _signed(a, ctx):
             return self._signed_inputs(layer, a, R, positive_part(R, z), negative_part(R, z), w_up, b_up)
         # Non-negative inputs (after a ReLU). Both output signs share one forward, ``D = W_up a + b_up + eps``:
         # where z > 0 it is the stabilised up-denominator; where z < 0 the down-denominator is
         # (1 + g) z - g (W+ a + b+) = -(D - (2 + g) z) (D > 0 there, so no sign test is needed).
         D = layer.forward(a, w_up, _add_to_bias(b_up, eps, w))
-        R_dn = negative_part(R, z)
-        if not _any_nonzero(R_dn):
+        support = None if ctx is None else ctx.relevance_support
+        if support == "positive" or (support is None and not _any_nonzero(negative_part(R, z))):
             # The common case in a ReLU network: no relevance on outputs z <= 0, one transposed map.
             return layer.transpose(positive_part(torch.div(R, D, out=D), z), a, w_up).mul_(a)
         D.add_(z.clamp(max=0), alpha=-(2.0 + g))
@@ -236,14 +240,15 @@ class ZPlus(AffineRule):
     """
 
     name = "z+"
+    zero_preserving = True
 
     def __init__(self, stabilizer: float = 1e-6):
         self.stabilizer = float(stabilizer)
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         w, b = layer.weight, layer.bias
         wp = positive(w)
-        if not _signed(a):  # after a ReLU: the a- terms vanish, one forward and one transpose
+        if not _signed(a, ctx):  # after a ReLU: the a- terms vanish, one forward and one transpose
             s = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
             return a * layer.transpose(s, a, wp)
         wn = negative(w)
@@ -262,6 +267,7 @@ class AlphaBeta(AffineRule):
     """
 
     name = "alpha-beta"
+    zero_preserving = True
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6):
         if alpha < 0 or beta < 0:
@@ -274,10 +280,10 @@ class AlphaBeta(AffineRule):
     def _params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "beta": self.beta}
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         w, b = layer.weight, layer.bias
         wp, wn = positive(w), negative(w)
-        if not _signed(a):  # after a ReLU: the a- terms vanish
+        if not _signed(a, ctx):  # after a ReLU: the a- terms vanish
             sp = safe_divide(R, layer.forward(a, wp, _pos(b)), self.stabilizer)
             result = self.alpha * (a * layer.transpose(sp, a, wp))
             if self.beta:
@@ -323,7 +329,7 @@ class ZBox(AffineRule):
         high = a.amax(dim=dims) if self.high == "auto" else self.high
         return self._replace(low=low, high=high)
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         if self.needs_fit:
             raise RuleError("ZBox(low='auto', high='auto') must be fitted on data first (Explainer.fit).")
         w = layer.weight
@@ -350,7 +356,7 @@ class WSquare(AffineRule):
     def __init__(self, stabilizer: float = 1e-6):
         self.stabilizer = float(stabilizer)
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         w2 = derived(layer.weight, "^2", lambda: layer.weight.pow(2))
         b2 = None if layer.bias is None else derived(layer.bias, "^2", lambda: layer.bias.pow(2))
         ones = torch.ones((1,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device)
@@ -366,7 +372,7 @@ class Flat(AffineRule):
     def __init__(self, stabilizer: float = 1e-6):
         self.stabilizer = float(stabilizer)
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         w1 = torch.ones_like(layer.weight)
         ones = torch.ones((1,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device)
         s = safe_divide(R, layer.forward(ones, w1, None), self.stabilizer)
@@ -407,7 +413,7 @@ class Reference(AffineRule):
             raise RuleError(f"Reference(reference={self.reference!r}): use 'mean', a number or an array.")
         return self._replace(reference=inputs[0].mean(dim=0))
 
-    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor) -> Tensor:
+    def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         if self.needs_fit:
             raise RuleError("Reference('mean') must be fitted on data first (Explainer.fit).")
         d = a - _broadcast_param(self.reference, a)

@@ -17,6 +17,12 @@ class Context:
 
     target: Tensor
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Set per layer by the engine where the graph proves it (:mod:`neon.graph_facts`): every input
+    #: of the layer is ``>= 0`` by construction.
+    inputs_nonnegative: bool = False
+    #: ``"positive"``: ``R`` is zero wherever the layer's output is ``<= 0`` (proven); ``"mixed"``: the
+    #: output feeds a sum, expect relevance on both signs; ``None``: unknown, a rule checks ``R`` itself.
+    relevance_support: str | None = None
 
 
 def vjp(op: Callable[..., Tensor], inputs: Sequence[Tensor], grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -40,6 +46,9 @@ class Rule:
 
     #: Short name used in summaries.
     name: str = "rule"
+    #: True if the relevance this rule gives an input unit is zero wherever that unit's value is zero,
+    #: whatever ``R`` is (``R_j = a_j c_j``). The engine uses it to prove facts for the layers below.
+    zero_preserving: bool = False
 
     def relevance(
         self, op: Callable[..., Tensor], inputs: Sequence[Tensor], output: Tensor, R: Tensor, ctx: Context

@@ -39,6 +39,7 @@ class Proportional(Rule):
     """
 
     name = "proportional"
+    zero_preserving = True
 
     def __init__(self, stabilizer: float = 1e-6):
         self.stabilizer = float(stabilizer)

@@ -1,0 +1,136 @@
+"""What the engine can prove about values and relevance from the graph and the rules, before running them.
+
+Two facts let the affine rules skip checks on the data (each a pass over a layer's activations):
+
+*non-negative inputs*
+    A value is ``>= 0`` by construction if it comes out of a ReLU, or out of a pooling, rearrangement
+    or sum of such values. The rules with separate ``a+``/``a-`` terms (Gamma, z+, alpha-beta) then
+    need no ``min(a) < 0`` test.
+*relevance only on positive outputs*
+    Every relevance rule of the form ``R_j = a_j c_j`` (epsilon, gamma, z+, alpha-beta, the
+    proportional split of sums and average pools) gives nothing to an input unit whose value is zero.
+    Relevance that is routed unchanged (through a ReLU, a max pool's winner, a rearrangement) keeps
+    that property from above. So the relevance of a ReLU's output vanishes wherever the ReLU is zero,
+    and a layer whose output ``z`` feeds only that ReLU receives relevance only where ``z > 0``: the
+    generalized Gamma rule needs its positive half alone, with no test for relevance on ``z < 0``.
+
+A fact that cannot be proven is left unknown and the rule checks the data itself, as before: the
+facts change how much work a rule does, never its result.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .graph import AVG_POOL_MODULES, MAX_POOL_MODULES, Step
+from .rules.base import Rule
+from .rules.pooling import Pass, WinnerTakesAll
+
+#: ``R`` is zero wherever the layer's output is ``<= 0``.
+POSITIVE = "positive"
+#: The output feeds a sum (a residual branch): relevance on outputs of both signs is to be expected.
+MIXED = "mixed"
+
+_RELU_MODULES = (nn.ReLU, nn.ReLU6)
+_RELU_FUNCTIONS = {F.relu, torch.relu, F.relu6, "relu", "relu_"}
+
+
+@dataclass(frozen=True)
+class LayerFacts:
+    """What a rule may rely on at one layer (``None``/``False``: not proven, check the data)."""
+
+    inputs_nonnegative: bool = False
+    relevance_support: str | None = None
+
+
+def _is_relu(step: Step) -> bool:
+    if step.kind == "layer":
+        return type(step.module) in _RELU_MODULES
+    return step.kind == "pass" and step.node.target in _RELU_FUNCTIONS
+
+
+def _routes(step: Step, rule: Rule | None) -> bool:
+    """Relevance moves unchanged to input units holding the same value as the output unit."""
+    if step.kind in ("move", "scale"):
+        return True
+    if _is_relu(step):
+        return step.kind == "pass" or type(rule) is Pass
+    if step.kind == "max" and rule is None:
+        return True
+    return step.kind == "layer" and isinstance(step.module, MAX_POOL_MODULES) and type(rule) is WinnerTakesAll
+
+
+def _zero_preserving(step: Step, rule: Rule | None) -> bool:
+    """The relevance the step gives an input unit is zero wherever that unit's value is zero, whatever R is."""
+    if step.kind == "const":
+        return True
+    if step.kind == "sum" and rule is None:
+        return True  # the default proportional split: a_j * (...)
+    return step.kind in ("layer", "sum") and rule is not None and getattr(rule, "zero_preserving", False)
+
+
+_ADD = (operator.add, operator.iadd, torch.add, "add", "add_")
+
+
+def _keeps_sign(step: Step) -> bool:
+    """Non-negative inputs give a non-negative output."""
+    if step.kind == "sum" and step.node.target in _ADD:
+        # a + b of tensors only: a constant or torch.add's alpha could make it negative
+        return not step.node.kwargs and all(isinstance(a, fx.Node) for a in step.node.args)
+    if step.kind in ("move", "sum") or _is_relu(step):
+        return True
+    if step.kind == "max":
+        return True
+    return step.kind == "layer" and isinstance(step.module, MAX_POOL_MODULES + AVG_POOL_MODULES)
+
+
+def layer_facts(steps: list[Step], rules: Mapping[str, Rule]) -> dict[fx.Node, LayerFacts]:
+    """The facts of every step that has at least one (only layers with a rule use them)."""
+    nonneg: dict[fx.Node, bool] = {}
+    for s in steps:
+        if _is_relu(s):
+            nonneg[s.node] = True
+        elif s.kind == "scale":
+            factor = [a for a in s.node.args if isinstance(a, (int, float))]
+            nonneg[s.node] = (bool(s.inputs) and all(nonneg.get(n, False) for n in s.inputs)
+                              and s.node.target in (operator.mul, operator.imul, torch.mul)
+                              and len(factor) == 1 and factor[0] >= 0)
+        else:
+            nonneg[s.node] = bool(s.inputs) and _keeps_sign(s) and all(nonneg.get(n, False) for n in s.inputs)
+
+    users: dict[fx.Node, list[Step]] = {s.node: [] for s in steps}
+    for s in steps:
+        for n in s.inputs:
+            users[n].append(s)
+    vanishes: dict[fx.Node, bool] = {}  # relevance at the node is zero wherever its value is zero
+    for s in reversed(steps):
+        if s.kind == "output":
+            vanishes[s.node] = False
+            continue
+        us = users[s.node]
+        vanishes[s.node] = bool(us) and all(
+            u.kind != "output" and (_zero_preserving(u, rules.get(u.name))
+                                    or (_routes(u, rules.get(u.name)) and vanishes[u.node]))
+            for u in us)
+
+    facts: dict[fx.Node, LayerFacts] = {}
+    for s in steps:
+        if s.kind != "layer" or not s.inputs:
+            continue
+        us = users[s.node]
+        support = None
+        if len(us) == 1 and _is_relu(us[0]) and _routes(us[0], rules.get(us[0].name)) and vanishes[us[0].node]:
+            support = POSITIVE
+        elif any(u.kind == "sum" for u in us):
+            support = MIXED
+        nn_inputs = all(nonneg[n] for n in s.inputs)
+        if nn_inputs or support:
+            facts[s.node] = LayerFacts(inputs_nonnegative=nn_inputs, relevance_support=support)
+    return facts
+
