@@ -5,16 +5,23 @@ Usage::
     nice python benchmarks/bench_dnn.py                      # vgg16 and resnet50, batch 4, 224x224
     python benchmarks/bench_dnn.py --models resnet18 --size 64 --repeats 3
 
-Every (model, method) pair runs in a fresh subprocess (``torch.set_num_threads(2)``, CPU, float32,
-random weights), so that its peak resident memory (``ru_maxrss``) is its own. Each subprocess
-builds the model, does one untimed warm-up call, then ``--repeats`` timed calls; the table shows
-the median. Every method explains the predicted class. One-time set-up is not timed: neon's
-``Explainer.fit`` (neuralizing the model), zennit's hook registration and canonizers, captum's
-construction. "peak" is the process's peak RSS; "work" is the peak minus the RSS once the model
-and the input exist, i.e. what the method itself needs (neon's copy of the network included).
-Ratios are against the input gradient measured in the same run. Targets (issue 4): neon epsilon
-<= 1.2x, neon EpsilonGammaBox <= 1.6x the gradient, >= 3x faster than zennit's EpsilonGammaBox;
-peak memory <= 1.5x the gradient's.
+CPU, float32, ``torch.set_num_threads(2)``, random weights; every method explains the predicted class.
+
+*Time*: one process per model builds every method (zennit and captum on their own deep copies of
+the model, as both attach hooks and zennit's canonizers rewrite BatchNorm parameters in place), does
+one untimed warm-up call of each, then ``--repeats`` rounds that call every method once in turn
+(round robin). The table shows each method's median; ratios are against the median input gradient
+of the same rounds, so a slow phase of a shared machine hits all methods alike instead of whichever
+ran during it. One-time set-up is not timed: neon's ``Explainer.fit`` (neuralizing the model),
+zennit's hook registration and canonizers, captum's construction and the forward it needs to know
+the target.
+
+*Memory*: every (model, method) pair runs once more in a fresh subprocess (warm-up and one call):
+"peak" is that process's peak RSS (``ru_maxrss``), "work" the peak minus the RSS once model and input
+exist, i.e. what the method itself needs (neon's network shares the model's weights).
+
+Targets (issue 4): neon epsilon <= 1.2x, neon EpsilonGammaBox <= 1.6x the gradient, >= 3x faster than
+zennit's EpsilonGammaBox; peak memory <= 1.5x the gradient's.
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ def _method(name: str, model, x):  # noqa: ANN001 - worker-side helper
     raise ValueError(name)
 
 
-def worker(model_name: str, method: str, batch: int, size: int, repeats: int) -> dict:
+def _setup(model_name: str, batch: int, size: int):
     import torch
     import torchvision
 
@@ -95,20 +102,51 @@ def worker(model_name: str, method: str, batch: int, size: int, repeats: int) ->
     model = getattr(torchvision.models, model_name)(weights=None).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    x = torch.randn(batch, 3, size, size)
+    return model, torch.randn(batch, 3, size, size)
+
+
+def memory_worker(model_name: str, method: str, batch: int, size: int) -> dict:
+    """Peak resident memory of one method in a fresh process (warm-up and one call)."""
+    model, x = _setup(model_name, batch, size)
     rss_model = _rss_mb()
     try:
         run = _method(method, model, x)
-        run()  # warm-up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
+        run()
+        run()
     except Exception as err:  # noqa: BLE001 - a peer library failing is a result to report
         return {"error": f"{type(err).__name__}: {str(err)[:120]}"}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"time": statistics.median(times), "times": times, "peak": peak, "work": peak - rss_model}
+    return {"peak": peak, "work": peak - rss_model}
+
+
+def timing_worker(model_name: str, methods: list[str], batch: int, size: int, repeats: int) -> dict:
+    """Median time of every method over ``repeats`` round-robin rounds in one process."""
+    import copy
+
+    model, x = _setup(model_name, batch, size)
+    runs, result = {}, {}
+    for method in methods:
+        own = copy.deepcopy(model) if method.startswith(("zennit", "captum")) else model
+        try:
+            runs[method] = _method(method, own, x)
+            runs[method]()  # warm-up
+        except Exception as err:  # noqa: BLE001 - a peer library failing is a result to report
+            result[method] = {"error": f"{type(err).__name__}: {str(err)[:120]}"}
+    times: dict[str, list[float]] = {m: [] for m in runs}
+    for _ in range(repeats):
+        for method, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[method].append(time.perf_counter() - t0)
+    for method, ts in times.items():
+        result[method] = {"time": statistics.median(ts), "times": ts}
+    return result
+
+
+def _run_worker(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": proc.stderr.strip()[-120:]}
 
 
 def main() -> None:
@@ -117,19 +155,23 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--timing-worker", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(*args.worker, args.batch, args.size, args.repeats)))
+    if args.memory_worker:
+        print(json.dumps(memory_worker(*args.memory_worker, args.batch, args.size)))
+        return
+    if args.timing_worker:
+        print(json.dumps(timing_worker(args.timing_worker, args.methods, args.batch, args.size, args.repeats)))
         return
 
     import captum
     import torch
     import zennit
 
-    print(f"# bench_dnn: batch {args.batch}, {args.size}x{args.size}, CPU float32, 2 threads, median of "
-          f"{args.repeats} (after 1 warm-up), fresh process per row")
+    print(f"# bench_dnn: batch {args.batch}, {args.size}x{args.size}, CPU float32, 2 threads; time: median of "
+          f"{args.repeats} round-robin rounds in one process (after 1 warm-up); memory: fresh process per row")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}, "
           f"zennit {zennit.__version__ if hasattr(zennit, '__version__') else '0.5.1'}, captum {captum.__version__}")
@@ -137,29 +179,31 @@ def main() -> None:
              f"| {'work MB':>8} | {'x grad':>6} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    size_args = ["--batch", str(args.batch), "--size", str(args.size)]
     for model_name in args.models:
-        results = {}
+        timing = _run_worker(["--timing-worker", model_name, "--methods", *args.methods, *size_args,
+                              "--repeats", str(args.repeats)])
+        memory = {m: _run_worker(["--memory-worker", model_name, m, *size_args]) for m in args.methods}
+        grad_t, grad_m = timing.get("gradient", {}), memory.get("gradient", {})
         for method in args.methods:
-            cmd = [sys.executable, __file__, "--worker", model_name, method, "--batch", str(args.batch),
-                   "--size", str(args.size), "--repeats", str(args.repeats)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            results[method] = json.loads(lines[-1]) if lines else {"error": proc.stderr.strip()[-120:]}
-        grad = results.get("gradient", {})
-        for method in args.methods:
-            r = results[method]
-            if "error" in r:
-                print(f"| {model_name:<9} | {method:<24} | {'error: ' + r['error']} |")
+            t, m = timing.get(method, timing if "error" in timing else {}), memory[method]
+            if "error" in t or "error" in m:
+                print(f"| {model_name:<9} | {method:<24} | {'error: ' + t.get('error', m.get('error', ''))} |")
                 continue
-            def ratio(key, r=r, grad=grad):
-                return f"{r[key] / grad[key]:.2f}" if key in grad else "-"
-            print(f"| {model_name:<9} | {method:<24} | {r['time']:>7.2f} | {ratio('time'):>6} | {r['peak']:>8.0f} "
-                  f"| {ratio('peak'):>6} | {r['work']:>8.0f} | {ratio('work'):>6} |", flush=True)
-        neon_t = results.get("neon EpsilonGammaBox", {}).get("time")
-        zen_t = results.get("zennit EpsilonGammaBox", {}).get("time")
+
+            def ratio(r, base, key):
+                return f"{r[key] / base[key]:.2f}" if key in base else "-"
+            print(f"| {model_name:<9} | {method:<24} | {t['time']:>7.2f} | {ratio(t, grad_t, 'time'):>6} "
+                  f"| {m['peak']:>8.0f} | {ratio(m, grad_m, 'peak'):>6} | {m['work']:>8.0f} "
+                  f"| {ratio(m, grad_m, 'work'):>6} |", flush=True)
+        neon_t = timing.get("neon EpsilonGammaBox", {}).get("time")
+        zen_t = timing.get("zennit EpsilonGammaBox", {}).get("time")
         if neon_t and zen_t:
             print(f"| {model_name:<9} | zennit EGB / neon EGB    | {zen_t / neon_t:>7.2f} |        |          |"
                   "        |          |        |")
+        if "gradient" in timing and "times" in timing["gradient"]:
+            spread = ", ".join(f"{v:.2f}" for v in timing["gradient"]["times"])
+            print(f"# {model_name}: gradient per round (s): {spread}")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ def negative(t: Tensor) -> Tensor:
 
 def gamma_up(t: Tensor, gamma: float) -> Tensor:
     """``t + gamma t+`` (the generalized Gamma rule's parameters for positive outputs), cached."""
-    return derived(t, ("gamma+", gamma), lambda: torch.add(t, positive(t), alpha=gamma))
+    return derived(t, ("gamma+", gamma), lambda: torch.add(t, t.clamp(min=0), alpha=gamma))
 
 
 def gamma_down(t: Tensor, gamma: float) -> Tensor:
     """``t + gamma t-`` (the generalized Gamma rule's parameters for negative outputs), cached."""
-    return derived(t, ("gamma-", gamma), lambda: torch.add(t, negative(t), alpha=gamma))
+    return derived(t, ("gamma-", gamma), lambda: torch.add(t, t.clamp(max=0), alpha=gamma))

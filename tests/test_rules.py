@@ -33,6 +33,7 @@ LAYERS = {
     "conv": (lambda: nn.Conv2d(2, 3, 3, padding=1), (2, 5, 5)),
     "conv-stride": (lambda: nn.Conv2d(2, 4, 3, stride=2), (2, 7, 7)),
     "conv1d": (lambda: nn.Conv1d(3, 2, 2, padding=1, dilation=2), (3, 6)),
+    "conv-groups": (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), (4, 4, 4)),
     "channel-affine": (lambda: ChannelAffine(torch.randn(3), torch.randn(3)), (3, 4)),
 }
 

@@ -105,7 +105,7 @@ class AffineRule(Rule):
         (a,) = inputs
         if isinstance(op, LogOdds):
             return (log_odds_relevance(self, op, a, R, ctx),)
-        return (self.affine(as_affine(op), a, output, R, ctx),)
+        return (self.affine(as_affine(op, like=a), a, output, R, ctx),)
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         """Relevance of the layer input ``a`` given the output ``z = layer(a)`` and its relevance ``R``."""
@@ -335,14 +335,14 @@ class ZBox(AffineRule):
         w = layer.weight
         wp, wn = positive(w), negative(w)
         low, high = _broadcast_param(self.low, a), _broadcast_param(self.high, a)
-        # The bounds are the same for every sample: their forwards run at batch size 1 and broadcast.
-        denom = layer.forward(a, w, None)
+        # W a is the layer's own output less its bias; the bounds are the same for every sample, so
+        # their forwards run at batch size 1 and broadcast.
+        denom = layer.without_bias(z)
         denom -= layer.forward(low, wp, None) + layer.forward(high, wn, None)
         s = safe_divide(R, denom, self.stabilizer)
-        # a W - l W+ - h W- = (a - l) W+ + (a - h) W-: two transposed maps instead of three.
-        result = layer.transpose(s, a, wp).mul_(a - low)
-        result += layer.transpose(s, a, wn).mul_(a - high)
-        return result
+        # a W - l W+ - h W- = (a - l) W+ + (a - h) W-: two transposed maps, run as one where possible.
+        c_pos, c_neg = layer.transpose_pair(s, a, wp, wn)
+        return (a - low).mul_(c_pos).addcmul_(a - high, c_neg)
 
 
 class WSquare(AffineRule):
