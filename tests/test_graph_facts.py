@@ -90,6 +90,8 @@ RULE_SETS = {
     "EpsilonPlus": lambda: neon.composites.EpsilonPlus(),
     "EpsilonAlpha2Beta1": lambda: neon.composites.EpsilonAlpha2Beta1(),
     "lrp0": lambda: neon.composites.lrp0(),
+    "gamma-without-stabilizer": lambda: Composite(
+        by_type=[(nn.Conv2d, Gamma(0.25, stabilizer=0.0)), (nn.Linear, Epsilon(0.1))]),
     # rules that do not preserve zeros in the middle of the net: the facts above them must be withdrawn
     "gamma-with-flat-and-wsquare": lambda: Composite(
         by_name={"block.conv3": Flat(), "block2.conv1": WSquare()},

@@ -203,8 +203,12 @@ class Gamma(AffineRule):
         # (1 + g) z - g (W+ a + b+) = -(D - (2 + g) z) (D > 0 there, so no sign test is needed).
         D = layer.forward(a, w_up, _add_to_bias(b_up, eps, w))
         support = None if ctx is None else ctx.relevance_support
-        if support == "positive" or (support is None and not _any_nonzero(negative_part(R, z))):
-            # The common case in a ReLU network: no relevance on outputs z <= 0, one transposed map.
+        if support == "positive" and eps > 0:
+            # Proven from the graph: R = 0 wherever z <= 0. There D may be anything, even 0; D >= eps
+            # keeps 0 / D = 0 (where z > 0, D >= z + eps already).
+            return layer.transpose(torch.div(R, D.clamp_(min=eps), out=D), a, w_up).mul_(a)
+        if support is None and not _any_nonzero(negative_part(R, z)):
+            # Checked on the data: no relevance on z < 0, one transposed map (z = 0 receives nothing).
             return layer.transpose(positive_part(torch.div(R, D, out=D), z), a, w_up).mul_(a)
         D.add_(z.clamp(max=0), alpha=-(2.0 + g))
         v = torch.div(R, D, out=D)
