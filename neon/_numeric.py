@@ -32,7 +32,9 @@ def safe_divide(numerator: Tensor, denominator: Tensor, epsilon: float | Tensor 
         # The hot path of the LRP rules, in three element-wise passes: z + copysign(eps, z) is
         # z + eps * sign(z) bit for bit (rounding is symmetric in the sign). Only an exact -0.0
         # (every summand of z -0.0) takes -eps.
-        den = torch.copysign(torch.tensor(epsilon, dtype=denominator.dtype, device=denominator.device), denominator)
+        den = torch.empty_like(denominator)
+        torch.copysign(torch.tensor(epsilon, dtype=denominator.dtype, device=denominator.device), denominator,
+                       out=den)
         den.add_(denominator)
         return torch.div(numerator, den, out=den)
     return numerator / stabilize(denominator, epsilon)
