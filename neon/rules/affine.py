@@ -207,8 +207,8 @@ class Gamma(AffineRule):
             # Proven from the graph: R = 0 wherever z <= 0. There D may be anything, even 0; D >= eps
             # keeps 0 / D = 0 (where z > 0, D >= z + eps already).
             return layer.transpose(torch.div(R, D.clamp_(min=eps), out=D), a, w_up).mul_(a)
-        if support is None and not _any_nonzero(negative_part(R, z)):
-            # Checked on the data: no relevance on z < 0, one transposed map (z = 0 receives nothing).
+        if support == "positive" or (support is None and not _any_nonzero(negative_part(R, z))):
+            # No relevance on z < 0 (proven, or checked on the data): one transposed map; z = 0 receives nothing.
             return layer.transpose(positive_part(torch.div(R, D, out=D), z), a, w_up).mul_(a)
         D.add_(z.clamp(max=0), alpha=-(2.0 + g))
         v = torch.div(R, D, out=D)
