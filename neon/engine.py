@@ -223,7 +223,9 @@ def propagate(
     guard = getattr(steps[0].node.graph.owning_module, "neon_shared_weights", None) if steps else None
     if guard is not None:
         guard()  # the network shares its weights with the user's model: refuse if that model changed
-    with torch.no_grad():
+    # Some rules take vector-Jacobian products with autograd, which inference mode forbids: a caller's
+    # torch.inference_mode() must not break them (inference-tensor inputs are fine outside it).
+    with torch.inference_mode(False), torch.no_grad():
         if channels_last is None and prefers_channels_last(steps, x):
             channels_last = True
         if channels_last:

@@ -170,3 +170,19 @@ def test_chunked_explanations_equal_one_batch() -> None:
     a = neon.Explainer(mlp(), output="log-odds").fit().explain(X)
     b = neon.Explainer(mlp(), output="log-odds", batch_size=3).fit().explain(X)
     np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-12)
+
+
+def test_explaining_inside_inference_mode_gives_the_same_relevance() -> None:
+    # Average pooling and flatten take a vector-Jacobian product with autograd; a caller's
+    # torch.inference_mode() (common in serving code and notebooks) must not break it.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(16, 3)).eval()
+    x = torch.randn(4, 3, 8, 8)
+    explainer = neon.Explainer(model, rules=neon.composites.EpsilonGammaBox(low=-3.0, high=3.0)).fit(x)
+    want = explainer.explain(x)
+    with torch.inference_mode():
+        got = neon.Explainer(model, rules=neon.composites.EpsilonGammaBox(low=-3.0, high=3.0)).fit(x).explain(x)
+    torch.testing.assert_close(got.relevance, want.relevance, rtol=0, atol=0)
+    torch.testing.assert_close(got.output, want.output, rtol=0, atol=0)
+    assert float(want.relevance.abs().sum()) > 0
