@@ -218,3 +218,19 @@ def test_non_negative_input_fast_paths_equal_the_reference(rule, reference) -> N
     W, b = ref.dense_matrix(layer, in_shape)
     want = reference(a.reshape(4, -1).numpy(), W, b, R.reshape(4, -1).numpy())
     np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule_name", [r for r in RULES if r != "reference"])
+def test_dense_layer_on_a_sequence_acts_per_position(rule_name) -> None:
+    # nn.Linear on (n, positions, features): every rule equals the rule on the positions as a batch.
+    torch.manual_seed(2)
+    lin = nn.Linear(5, 3).double().requires_grad_(False)
+    a = torch.randn(2, 4, 5, dtype=torch.float64)
+    z = lin(a)
+    R = torch.randn_like(z)
+    rule, _ = RULES[rule_name]
+    (got,) = rule.relevance(lin, [a], z, R, Context(target=torch.zeros(2, dtype=torch.long)))
+    (want,) = rule.relevance(lin, [a.reshape(8, 5)], z.reshape(8, 3), R.reshape(8, 3),
+                             Context(target=torch.zeros(8, dtype=torch.long)))
+    assert got.shape == a.shape
+    torch.testing.assert_close(got.reshape(8, 5), want, rtol=1e-12, atol=1e-12)

@@ -73,9 +73,12 @@ class AffineView:
     transpose
         ``transpose(s, weight, a) -> c = weight^T s`` with the shape of ``a`` (the vector-Jacobian
         product of ``forward`` with respect to its input; no forward pass is recomputed).
+    feature_axis
+        The axis of ``a`` and ``z`` that holds the features (``-1`` for dense layers, ``1`` for
+        convolutions and per-channel layers).
     stackable
-        Whether weights may be stacked along the input axis (``cat(dim=1)``), so that two transposed
-        maps of the same ``s`` run as one (dense layers and convolutions with ``groups=1``).
+        Whether two weights can be stacked along the input features (``cat(dim=1)`` of the weights) so
+        that two transposed maps of the same ``s`` run as one (dense layers, ``groups=1`` convolutions).
     """
 
     def __init__(
@@ -84,12 +87,14 @@ class AffineView:
         bias: Tensor | None,
         forward: Callable[[Tensor, Tensor, Tensor | None], Tensor],
         transpose: Callable[[Tensor, Tensor, Tensor], Tensor],
+        feature_axis: int = 1,
         stackable: bool = False,
     ):
         self.weight = weight
         self.bias = bias
         self._forward = forward
         self._transpose = transpose
+        self._feature_axis = feature_axis
         self._stackable = stackable
 
     def forward(self, a: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
@@ -104,20 +109,23 @@ class AffineView:
         A transposed convolution onto few input channels (an RGB image) is memory-bound: onto six
         channels it costs about what it costs onto three (ResNet-50's 7x7 stem: 25 ms each way).
         """
+        axis = self._feature_axis
         if not self._stackable or a.dim() < 2:
             return self.transpose(s, a, w1), self.transpose(s, a, w2)
-        shape = (a.shape[0], 2 * a.shape[1]) + tuple(a.shape[2:])
+        shape = list(a.shape)
+        width = shape[axis]
+        shape[axis] = 2 * width
         layout = torch.channels_last if is_channels_last(a) else torch.contiguous_format
         pair = torch.empty(shape, dtype=a.dtype, device=a.device, memory_format=layout)  # its shape is what counts
         both = self._transpose(s, torch.cat([w1, w2], dim=1), pair)
-        return both[:, : a.shape[1]], both[:, a.shape[1]:]
+        return both.narrow(axis, 0, width), both.narrow(axis, width, width)
 
     def without_bias(self, z: Tensor) -> Tensor:
         """``W a`` recovered from the layer's output ``z = W a + b`` (a new tensor), without a forward pass."""
         if self.bias is None:
             return z.clone()
-        b = self.bias.reshape((-1,) + (1,) * (z.dim() - 2)) if z.dim() > 2 else self.bias
-        return z - b
+        axis = self._feature_axis % z.dim()
+        return z - self.bias.reshape((-1,) + (1,) * (z.dim() - 1 - axis))
 
 
 def _linear_view(weight: Tensor, bias: Tensor | None) -> AffineView:
@@ -126,6 +134,7 @@ def _linear_view(weight: Tensor, bias: Tensor | None) -> AffineView:
         bias,
         forward=lambda a, w, b: F.linear(a, w, b),
         transpose=lambda s, w, a: s @ w,
+        feature_axis=-1,
         stackable=True,
     )
 
