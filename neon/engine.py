@@ -7,7 +7,6 @@ branches, a module called twice) and frees every activation as soon as no rule n
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +18,7 @@ from torch.nn.modules.utils import _pair
 
 from ._numeric import is_channels_last, safe_divide
 from .exceptions import RuleError
-from .graph import ACTIVATION_MODULES, Step
+from .graph import ACTIVATION_MODULES, ADD_TARGETS, Step
 from .graph_facts import layer_facts
 from .layers.affine import like_input
 from .rules.base import Context, Rule, vjp
@@ -182,16 +181,13 @@ def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: T
     raise RuleError(f"no relevance rule for node {step.label} of kind {kind}.")  # pragma: no cover
 
 
-_ADD_TARGETS = (operator.add, operator.iadd, torch.add, "add", "add_")
-
-
 def _residual_add(step: Step, rule: Rule, inputs: list[Tensor], z: Tensor, R: Tensor) -> tuple[Tensor, ...] | None:
     """``a + b`` under the proportional rule without recomputing the sum or a vector-Jacobian product.
 
     ``R_a = a R / stab(z)``, ``R_b = b R / stab(z)`` with the stored output ``z``: what
     :class:`~neon.rules.Proportional` computes for a residual addition, in a few element-wise passes.
     """
-    if (type(rule) is not Proportional or not rule.stabilizer > 0 or step.node.target not in _ADD_TARGETS
+    if (type(rule) is not Proportional or not rule.stabilizer > 0 or step.node.target not in ADD_TARGETS
             or step.node.kwargs or len(step.node.args) != 2 or list(step.node.args) != step.inputs
             or any(t.shape != z.shape for t in inputs) or R.shape != z.shape):
         return None

@@ -86,6 +86,8 @@ _SUM_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     F.adaptive_avg_pool1d: F.adaptive_avg_pool1d, F.adaptive_avg_pool2d: F.adaptive_avg_pool2d,
 }
 _SUM_METHODS = {"add": torch.add, "add_": torch.add, "sum": torch.sum, "mean": torch.mean}
+#: The targets of a ``sum`` node that add two tensors (``a + b``, ``torch.add``, ``a.add(b)``).
+ADD_TARGETS = (operator.add, operator.iadd, torch.add, "add", "add_")
 
 _MAX_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     F.max_pool1d: F.max_pool1d, F.max_pool2d: F.max_pool2d,

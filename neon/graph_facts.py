@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .graph import AVG_POOL_MODULES, MAX_POOL_MODULES, Step
+from .graph import ADD_TARGETS, AVG_POOL_MODULES, MAX_POOL_MODULES, Step
 from .rules.base import Rule
 from .rules.pooling import Pass, WinnerTakesAll
 
@@ -75,12 +75,9 @@ def _zero_preserving(step: Step, rule: Rule | None) -> bool:
     return step.kind in ("layer", "sum") and rule is not None and getattr(rule, "zero_preserving", False)
 
 
-_ADD = (operator.add, operator.iadd, torch.add, "add", "add_")
-
-
 def _keeps_sign(step: Step) -> bool:
     """Non-negative inputs give a non-negative output."""
-    if step.kind == "sum" and step.node.target in _ADD:
+    if step.kind == "sum" and step.node.target in ADD_TARGETS:
         # a + b of tensors only: a constant or torch.add's alpha could make it negative
         return not step.node.kwargs and all(isinstance(a, fx.Node) for a in step.node.args)
     if step.kind in ("move", "sum") or _is_relu(step):
