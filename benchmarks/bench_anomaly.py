@@ -17,20 +17,12 @@ import warnings
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 from threadpoolctl import threadpool_limits
 
 import neon
-
-
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

@@ -11,24 +11,15 @@ from __future__ import annotations
 
 import argparse
 import resource
-import time
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from threadpoolctl import threadpool_limits
 
 import neon
-
-
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

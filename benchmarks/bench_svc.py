@@ -18,20 +18,12 @@ import warnings
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
 import neon
-
-
-def best_of(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def shap_time_per_sample(model, X_train: np.ndarray, X: np.ndarray, n_explain: int = 4) -> float | None:

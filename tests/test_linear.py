@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import (
-    load_breast_cancer,
     load_diabetes,
-    load_digits,
     load_iris,
-    load_wine,
     make_classification,
     make_regression,
 )
@@ -38,23 +35,12 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
+from sklearn_data import classification_sets
 
 import neon
 from neon.exceptions import UnsupportedModelError
 
-
-def _standardized(loader, n: int | None = None):
-    X, y = loader(return_X_y=True)
-    X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
-    return (X[:n], y[:n]) if n else (X, y)
-
-
-DATA = {
-    "iris": lambda: _standardized(load_iris),
-    "wine": lambda: _standardized(load_wine),
-    "breast_cancer": lambda: _standardized(load_breast_cancer),
-    "digits": lambda: _standardized(load_digits, 600),
-}
+DATA = classification_sets(digits_rows=600)
 
 CLASSIFIERS = {
     "logreg": lambda: LogisticRegression(C=0.5, max_iter=2000),

@@ -14,26 +14,15 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine, make_classification
+from sklearn.datasets import load_diabetes, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn_data import classification_sets, standardized
 
 import neon
 from neon.exceptions import UnsupportedModelError
 
-
-def _standardized(loader, n: int | None = None):
-    X, y = loader(return_X_y=True)
-    X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
-    return (X[:n], y[:n]) if n else (X, y)
-
-
-DATA = {
-    "iris": lambda: _standardized(load_iris),
-    "wine": lambda: _standardized(load_wine),
-    "breast_cancer": lambda: _standardized(load_breast_cancer),
-    "digits": lambda: _standardized(load_digits, 500),
-}
+DATA = classification_sets(digits_rows=500)
 
 
 def _fit(model, X, y):
@@ -89,7 +78,7 @@ def _gradient_x_input(model, X, column: int = 0):
 @pytest.mark.parametrize("kind", ["regressor", "binary"])
 def test_lrp0_on_bias_free_mlp_is_gradient_x_input(kind: str) -> None:
     if kind == "regressor":
-        X, y = _standardized(load_diabetes)
+        X, y = standardized(load_diabetes)
         model = _fit(MLPRegressor(hidden_layer_sizes=(12, 6), max_iter=200, random_state=0), X, y)
     else:
         X, y = DATA["breast_cancer"]()
