@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from ._arrays import ArrayInfo, as_tensor, compute_dtype, restore, restore_vector
-from .engine import forward
 from .explanation import Explanation
 from .network import Network
 
@@ -40,8 +39,8 @@ _ROWS_PER_CALL = 8192
 
 
 def _network(model: Any, output: str | None, options: dict[str, Any]) -> Network:
-    from .explain import Explainer
-    from .neuralize import neuralize
+    from .converters import neuralize
+    from .explainer import Explainer
 
     if isinstance(model, Explainer):
         if not hasattr(model, "network_"):
@@ -56,7 +55,7 @@ class _Setup:
     """The explained network in the compute dtype, the inputs, and the target of every sample."""
 
     def __init__(self, model: Any, X: Any, target: Any, output: str | None, options: dict[str, Any]):
-        from .explain import resolve_targets
+        from .explainer import resolve_targets
 
         network = _network(model, output, options)
         x, info = as_tensor(X)
@@ -76,7 +75,7 @@ class _Setup:
 
     def value(self, x: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad():
-            out, _ = forward(self.network.steps, x, keep=False)
+            out = self.network(x)
         return out.gather(1, target.view(-1, 1)).squeeze(1)
 
     def values(self, x: Tensor, target: Tensor) -> Tensor:
@@ -91,7 +90,7 @@ class _Setup:
         for i in range(0, len(x), _ROWS_PER_CALL):
             with torch.enable_grad():
                 xi = x[i:i + _ROWS_PER_CALL].detach().requires_grad_(True)
-                out, _ = forward(self.network.steps, xi, keep=False)
+                out = self.network(xi)
                 val = out.gather(1, target[i:i + _ROWS_PER_CALL].view(-1, 1)).sum()
                 (g,) = torch.autograd.grad(val, xi, allow_unused=True)
             parts.append(torch.zeros_like(xi) if g is None else g.detach())
@@ -274,7 +273,7 @@ def shapley_sampling(model: Any, X: Any, target: Any = None, background: Any = N
     def f(z: np.ndarray) -> np.ndarray:
         t = torch.as_tensor(z, dtype=s.x.dtype, device=s.x.device).reshape((-1,) + shape)
         with torch.no_grad():
-            out, _ = forward(s.network.steps, t, keep=False)
+            out = s.network(t)
         return out.cpu().numpy()
 
     masker = shap.maskers.Independent(bg_np, max_samples=len(bg_np))

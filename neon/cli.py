@@ -222,8 +222,8 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import Explainer
-    from .neuralize import neuralize
+    from .converters import neuralize
+    from .explainer import Explainer
 
     model = load_model(args.model)
     X, names = load_data(args.data)
@@ -317,38 +317,36 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import torch
 
-    from .composites import resolve
-    from .engine import forward
-    from .neuralize import neuralize
+    from .converters import neuralize
+    from .propagate.kinds import NodeKind
 
     model = load_model(args.model)
     network = neuralize(model, **({"output": args.model_output} if args.model_output else {}))
-    rules = network.assign_rules(resolve(args.rules, network.default_rules))
+    rules = network.assign_rules(args.rules)
     shape = _parse_shape(args.input_shape) if args.input_shape else network.input_shape
     if args.data:
-        from .explain import Explainer
+        from .explainer import Explainer
 
         # Fitting shows the data-dependent parameters (soft-min stiffness, z^B bounds) as explain uses them.
         X, names = load_data(args.data)
         X, _ = match_columns(X, names, model, network)
         rules = Explainer(network, rules=args.rules).fit(X).rules_
         shape = tuple(X.shape[1:])
-    env: dict = {}
+    values: dict = {}
     if shape is not None:
-        with torch.no_grad():
-            _, env = forward(network.steps, torch.zeros((1,) + tuple(shape), dtype=network.dtype), keep=True)
+        values = network.activations(torch.zeros((1,) + tuple(shape), dtype=network.dtype))
     print(f"neon.Network: {network.description or 'network'} -> {network.output_kind}"
           + (f" ({len(network.target_names)} targets: {', '.join(map(str, network.target_names))})"
              if network.target_names else ""))
     print(f"input shape: {shape if shape is not None else 'unknown (give --input-shape)'}")
     rows = [("node", "kind", "operation", "output shape", "rule")]
     for s in network.steps:
-        if s.kind in ("input", "output", "const"):
+        if s.kind in (NodeKind.INPUT, NodeKind.OUTPUT, NodeKind.CONST):
             continue
         op = type(s.module).__name__ if s.module is not None else s.label.split(" in ")[0]
         detail = s.module.extra_repr() if s.module is not None else ""
-        rows.append((s.name, s.kind, f"{op}({detail})" if detail else op,
-                     _shape_text(env[s.node]) if s.node in env else "?", repr(rules[s.name]) if s.name in rules
+        rows.append((s.name, str(s.kind), f"{op}({detail})" if detail else op,
+                     _shape_text(values[s.name]) if s.name in values else "?", repr(rules[s.name]) if s.name in rules
                      else "-"))
     widths = [min(max(len(r[i]) for r in rows), 72) for i in range(4)]
     for r in rows:

@@ -20,3 +20,7 @@ class UnsupportedLayerError(NeonError, TypeError):
 
 class RuleError(NeonError, ValueError):
     """A rule was assigned to a layer it cannot be applied to, or was configured wrongly."""
+
+
+class OutputError(UnsupportedModelError, ValueError):
+    """``output=`` names a quantity the model does not have (or cannot be explained exactly for this model)."""

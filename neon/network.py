@@ -1,4 +1,8 @@
-"""``neon.Network``: a model rewritten as a graph of layers that LRP rules can explain."""
+"""``neon.Network``: a model rewritten as a graph of layers that LRP rules can explain.
+
+The contract between the two halves of neon: converters (:mod:`neon.converters`) build a ``Network``,
+the backend (:mod:`neon.rules`, :mod:`neon.propagate`) explains it.
+"""
 
 from __future__ import annotations
 
@@ -8,42 +12,19 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from .composites import Composite, LayerInfo, resolve
-from .engine import Propagation, forward, propagate
 from .exceptions import RuleError
-from .graph import ACTIVATION_MODULES, AVG_POOL_MODULES, MAX_POOL_MODULES, Step, classify
 from .layers.affine import is_affine
-from .layers.distance import CentroidContrast, SquaredDistance
-from .layers.pooling import ReduceMax, ReduceMin
 from .layers.top import LogOdds
-from .rules import Distance, Epsilon, Midpoint, Pass, Proportional, Rule, SoftMax, SoftMin, WinnerTakesAll
-from .rules.base import Context
+from .propagate.engine import Propagation, forward, propagate
+from .propagate.graph import SUPPORTED_TEXT, Step, classify
+from .propagate.kinds import NodeKind
+from .rules.base import Context, Rule
+from .rules.composites import Composite, LayerInfo, resolve
+from .rules.defaults import default_rule
+
+__all__ = ["OUTPUT_KINDS", "SUPPORTED_TEXT", "Network"]
 
 OUTPUT_KINDS = ("log-odds", "logit", "value", "decision", "cluster logit", "outlier score")
-
-
-def layer_default_rule(module: nn.Module) -> Rule:
-    """The rule a layer gets when no composite says otherwise."""
-    if hasattr(module, "default_rule"):
-        return module.default_rule()
-    if is_affine(module) or isinstance(module, LogOdds):
-        return Epsilon()
-    if isinstance(module, ACTIVATION_MODULES):
-        return Pass()
-    if isinstance(module, AVG_POOL_MODULES):
-        return Proportional()
-    if isinstance(module, MAX_POOL_MODULES):
-        return WinnerTakesAll()
-    if isinstance(module, ReduceMin):
-        return SoftMin(None)
-    if isinstance(module, ReduceMax):
-        return SoftMax(None)
-    if isinstance(module, SquaredDistance):
-        return Distance()
-    if isinstance(module, CentroidContrast):
-        return Midpoint()
-    raise RuleError(f"no default rule for {type(module).__name__}.")  # pragma: no cover
-
 
 class Network(nn.Module):
     """A model as a ``torch.fx`` graph of layers with exact forward and LRP rules.
@@ -116,9 +97,15 @@ class Network(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tensor:
-        with torch.no_grad():
-            out, _ = forward(self.steps, x, keep=False)
+        """The explained output for every target, ``(n, n_targets)`` (differentiable, like any module)."""
+        out, _ = forward(self.steps, x, keep=False)
         return out
+
+    def activations(self, x: Tensor) -> dict[str, Any]:
+        """The value of every node at ``x``, keyed by node name (for inspection: shapes, intermediate outputs)."""
+        with torch.no_grad():
+            _, env = forward(self.steps, x, keep=True)
+        return {node.name: value for node, value in env.items()}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -138,15 +125,18 @@ class Network(nn.Module):
         return None if self.target_names is None else len(self.target_names)
 
     # ------------------------------------------------------------------ rules
+    def rule_steps(self) -> list[Step]:
+        """The steps that carry a rule (layers, functional activations, sums, functional max pools)."""
+        return [s for s in self.steps if s.kind.has_rule]
+
     def layer_infos(self) -> list[LayerInfo]:
+        """What a composite sees of every node that carries a rule, in execution order."""
         infos: list[LayerInfo] = []
-        affine_steps = [s for s in self.steps if s.kind == "layer" and (is_affine(s.module)
-                                                                         or isinstance(s.module, LogOdds))]
+        affine_steps = [s for s in self.steps if s.kind is NodeKind.LAYER
+                        and (is_affine(s.module) or isinstance(s.module, LogOdds))]
         index = {s.name: i for i, s in enumerate(affine_steps)}
         calls: dict[str, int] = {}  # a module called several times gives one node per call: name later calls apart
-        for s in self.steps:
-            if s.kind not in ("layer", "sum", "max"):
-                continue
+        for s in self.rule_steps():
             name = s.name
             if s.node.op == "call_module":
                 target = str(s.node.target)
@@ -158,10 +148,10 @@ class Network(nn.Module):
         return infos
 
     def assign_rules(self, rules: Any = None) -> dict[str, Rule]:
-        """A rule for every node that needs one, keyed by node name.
+        """A rule for every node that carries one, keyed by node name.
 
-        Precedence: the given composite, then the converter's default composite, then each
-        layer's own default. A rule that cannot be applied to its layer is an error.
+        Precedence: the given composite, then the converter's default composite, then the default-rule
+        registry (:mod:`neon.rules.defaults`). A rule that cannot be applied to its layer is an error.
         """
         composite = resolve(rules, self.default_rules)
         infos = self.layer_infos()
@@ -169,18 +159,32 @@ class Network(nn.Module):
         fallback = self.default_rules.assign(infos) if (self.default_rules is not None
                                                          and composite is not self.default_rules) else {}
         by_name: dict[str, Rule] = {}
-        for step, info in zip([s for s in self.steps if s.kind in ("layer", "sum", "max")], infos):
+        for step, info in zip(self.rule_steps(), infos):
             rule = chosen.get(info.name) or fallback.get(info.name)
-            if rule is None and step.kind == "layer":
-                rule = layer_default_rule(step.module)
             if rule is None:
-                continue
-            if step.kind == "layer" and not rule.supports(step.module):
+                rule = default_rule(step.module if step.kind is NodeKind.LAYER else None, step.kind)
+            if rule is None:  # pragma: no cover - the graph admits only layers with a registered rule
+                raise RuleError(f"no rule for layer {info.name!r} ({type(step.module).__name__}).")
+            if step.kind is NodeKind.LAYER and not rule.supports(step.module):
                 raise RuleError(
                     f"rule {rule!r} cannot be applied to layer {info.name!r} ({type(step.module).__name__})."
                 )
             by_name[step.name] = rule
         return by_name
+
+    def rules_table(self, rules: dict[str, Rule] | None = None) -> list[dict[str, Any]]:
+        """One row per node that carries a rule: ``node``, ``name`` (the module name a composite matches),
+        ``kind``, ``operation`` and ``rule``.
+
+        ``rules`` are the rules to show (e.g. :attr:`neon.Explainer.rules_`); default: :meth:`assign_rules`.
+        """
+        rules = self.assign_rules() if rules is None else rules
+        rows = []
+        for step, info in zip(self.rule_steps(), self.layer_infos()):
+            op = type(step.module).__name__ if step.module is not None else step.label
+            rows.append({"node": step.name, "name": info.name, "kind": str(step.kind), "operation": op,
+                         "rule": rules.get(step.name)})
+        return rows
 
     def fit_rules(self, rules: dict[str, Rule], x: Tensor) -> dict[str, Rule]:
         """Set the data-dependent parameters of ``rules`` from fit data ``x`` (one forward pass)."""
@@ -213,13 +217,14 @@ class Network(nn.Module):
         if self.input_shape:
             lines.append(f"  input shape: {self.input_shape}")
         for s in self.steps:
-            if s.kind in ("input", "output", "const"):
+            if s.kind in (NodeKind.INPUT, NodeKind.OUTPUT, NodeKind.CONST):
                 continue
             what = repr(s.module) if s.module is not None else s.label
             what = what.replace("\n", " ")
             rule = rules.get(s.name) if rules else None
-            lines.append(f"  {s.name:<22} {s.kind:<6} {what[:70]:<70} {rule!r}" if rule else
-                         f"  {s.name:<22} {s.kind:<6} {what[:70]}")
+            kind = str(s.kind)
+            lines.append(f"  {s.name:<22} {kind:<6} {what[:70]:<70} {rule!r}" if rule else
+                         f"  {s.name:<22} {kind:<6} {what[:70]}")
         return "\n".join(lines)
 
     def extra_repr(self) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import neon
-from neon.layers import is_affine
+from neon.layers.affine import is_affine
 
 
 def _network(widths: list[int], seed: int, conv: bool) -> nn.Module:

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 import neon
-from neon.neuralize.density import kde_constant, ocsvm_threshold
+from neon.converters.density import kde_constant, ocsvm_threshold
 
 
 def standardized(loader, n=None):

@@ -6,7 +6,7 @@ import gc
 import torch
 from torch import nn
 
-from neon._derived import _CACHE, gamma_up, positive
+from neon.layers.derived import cached_sources, gamma_up, positive
 from neon.rules import Gamma
 from neon.rules.base import Context
 
@@ -33,17 +33,17 @@ def test_the_entry_goes_with_its_source() -> None:
     w = torch.randn(3, 3)
     gamma_up(w, 0.25)
     key = id(w)
-    assert any(k[0] == key for k in _CACHE)
+    assert key in cached_sources()
     del w
     gc.collect()
-    assert not any(k[0] == key for k in _CACHE)
+    assert key not in cached_sources()
 
 
 def test_nothing_is_cached_for_a_source_inside_autograd() -> None:
     w = torch.randn(3, 3, requires_grad=True)
     out = positive(w)
     assert out.requires_grad and positive(w) is not out
-    assert not any(k[0] == id(w) for k in _CACHE)
+    assert id(w) not in cached_sources()
 
 
 def test_gamma_follows_a_weight_changed_between_two_calls() -> None:

@@ -19,6 +19,7 @@ from torch import nn
 import neon
 from neon.composites import Composite
 from neon.layers import ChannelAffine
+from neon.propagate.kinds import NodeKind
 from neon.rules import Epsilon, Gamma
 
 DT = torch.float64
@@ -529,11 +530,11 @@ def test_scalar_multiplication_conserves():
 
 
 def test_operator_table_is_what_the_graph_says():
-    """The kinds the graph assigns: the residual add is a sum, cat a move, relu a pass."""
+    """The kinds the graph assigns: the residual add is a sum, cat a move, relu an activation (rule: Pass)."""
     model = Dense()
     kinds = {s.label.split(" ")[0]: s.kind for s in neon.neuralize(model).steps}
     assert kinds["torch.cat"] == "move"
-    assert kinds["torch.nn.functional.relu"] == "pass"
+    assert kinds["torch.nn.functional.relu"] == NodeKind.ACTIVATION
     res = neon.neuralize(Residual("+")).steps
     assert [s.kind for s in res if s.node.target is operator.add] == ["sum"]
 

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import neon
-import neon.engine
+import neon.propagate.engine
 from neon.composites import Composite
-from neon.graph_facts import MIXED, POSITIVE, layer_facts
+from neon.propagate.facts import MIXED, POSITIVE, layer_facts
 from neon.rules import Epsilon, Flat, Gamma, WSquare, ZBox
 
 
@@ -52,7 +52,7 @@ def _model() -> nn.Module:
 
 def _facts(explainer):
     net = explainer.network_
-    facts = layer_facts(net.steps, explainer._rules_for(net))
+    facts = layer_facts(net.steps, explainer.rules_)
     return net, {s.name: facts.get(s.node) for s in net.steps if s.kind == "layer"}
 
 
@@ -105,13 +105,13 @@ def test_every_claimed_fact_holds_on_the_data_and_using_them_changes_nothing(rul
     rules = RULE_SETS[rule_set]()
     explainer = neon.Explainer(model, rules=rules).fit()
     net = explainer.network_
-    rule_map = explainer._rules_for(net)
+    rule_map = explainer.rules_
     facts = layer_facts(net.steps, rule_map)
     torch.manual_seed(1)
     x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
-    with_facts = neon.engine.propagate(net.steps, rule_map, x, None, record=True)
+    with_facts = neon.propagate.engine.propagate(net.steps, rule_map, x, None, record=True)
     # the claims, checked on the data: inputs >= 0, and relevance zero wherever the output is <= 0
-    _, env = neon.engine.forward(net.steps, x)
+    _, env = neon.propagate.engine.forward(net.steps, x)
     claimed = 0
     for s in net.steps:
         f = facts.get(s.node)
@@ -125,6 +125,6 @@ def test_every_claimed_fact_holds_on_the_data_and_using_them_changes_nothing(rul
             assert bool((R[env[s.node] <= 0] == 0).all()), s.name
             claimed += 1
     assert claimed >= 8
-    monkeypatch.setattr(neon.engine, "layer_facts", lambda steps, rules: {})
-    without = neon.engine.propagate(net.steps, rule_map, x, None)
+    monkeypatch.setattr(neon.propagate.engine, "layer_facts", lambda steps, rules: {})
+    without = neon.propagate.engine.propagate(net.steps, rule_map, x, None)
     torch.testing.assert_close(with_facts.relevance, without.relevance, rtol=1e-12, atol=1e-14)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import neon
-from neon.engine import prefers_channels_last, propagate
+from neon.propagate.engine import prefers_channels_last, propagate
 
 
 class Block(nn.Module):
@@ -41,7 +41,7 @@ def test_channels_last_pass_equals_the_nchw_pass(dtype, tol) -> None:
     model = _net().to(dtype)
     explainer = neon.Explainer(model, rules=neon.composites.EpsilonGammaBox(low=-3.0, high=3.0)).fit()
     net = explainer.network_
-    rules = explainer._rules_for(net)
+    rules = explainer.rules_
     x = torch.randn(6, 3, 32, 32, dtype=dtype)
     nchw = propagate(net.steps, rules, x, None, record=True, channels_last=False)
     last = propagate(net.steps, rules, x, None, record=True, channels_last=True)
@@ -63,7 +63,7 @@ def test_the_layout_is_chosen_for_cpu_float32_images_through_convolutions_only()
     # the default explanation of a float32 CNN equals the NCHW pass to float32 rounding
     explainer = neon.Explainer(_net(), rules="epsilon").fit()
     xs = torch.randn(3, 3, 32, 32)
-    want = propagate(explainer.network_.steps, explainer._rules_for(explainer.network_), xs, None,
+    want = propagate(explainer.network_.steps, explainer.rules_, xs, None,
                      channels_last=False).relevance
     got = explainer.explain(xs).relevance
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max())

@@ -11,7 +11,7 @@ from sklearn.datasets import load_wine
 import neon
 from neon import metrics
 from neon.rules import Epsilon, SoftMin
-from neon.tune import default_grid, tune
+from neon.tuning import default_grid, tune
 
 RNG = np.random.default_rng(0)
 

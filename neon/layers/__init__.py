@@ -1,26 +1,30 @@
-"""neon's layers: affine layers with an LRP view, NEON pooling and distance layers, the log-odds top."""
+"""The layers neon networks are built from, besides torch's own (``nn.Linear``, ``nn.Conv2d``, ...).
 
-from .affine import AFFINE_TYPES, AffineView, ChannelAffine, as_affine, is_affine, linear_view
+Affine: :class:`ChannelAffine` (an unfolded BatchNorm), :class:`LogOdds` (the log-odds top of a
+classifier). NEON: :class:`ReduceMin` / :class:`ReduceMax` (one :class:`Reduce` layer with a sign),
+:class:`SquaredDistance`, :class:`CentroidContrast` (k-means logits), :class:`RBFContrast` (RBF SVC
+pairs). Changes of coordinates: :class:`FeatureAffine`, :class:`AffineProjection`.
+
+Layers compute; they never choose or import rules (the registry :mod:`neon.rules.defaults` does).
+The affine view the rules take of a layer lives in :mod:`neon.layers.affine`.
+"""
+
+from .affine import ChannelAffine
 from .coordinates import AffineProjection, FeatureAffine
-from .distance import CentroidContrast, SquaredDistance, squared_distances
+from .distance import CentroidContrast, SquaredDistance
 from .kernel import RBFContrast
-from .pooling import ReduceMax, ReduceMin
+from .pooling import Reduce, ReduceMax, ReduceMin
 from .top import LogOdds
 
 __all__ = [
-    "AFFINE_TYPES",
     "AffineProjection",
-    "AffineView",
     "CentroidContrast",
     "ChannelAffine",
     "FeatureAffine",
     "LogOdds",
+    "RBFContrast",
+    "Reduce",
     "ReduceMax",
     "ReduceMin",
     "SquaredDistance",
-    "as_affine",
-    "is_affine",
-    "linear_view",
-    "squared_distances",
-    "RBFContrast",
 ]

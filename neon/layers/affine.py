@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._derived import derived
 from .._numeric import is_channels_last
 from ..exceptions import UnsupportedLayerError
+from .derived import derived
 
 
 class ChannelAffine(nn.Module):

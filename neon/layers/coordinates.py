@@ -1,22 +1,17 @@
 """Changes of input coordinates in front of a NEON model (scalers, PCA), with their own rules.
 
 They are not affine *layers* for the composites (``rules="epsilon"`` leaves them alone): they
-re-express the raw features, they do not weigh evidence. See ``neon/neuralize/pipeline.py``.
+re-express the raw features, they do not weigh evidence. See ``neon/converters/pipeline.py``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from ..rules.base import Rule
-
 
 class FeatureAffine(nn.Module):
-    """Per-feature affine map ``u_i = s_i x_i + t_i`` whose relevance passes one to one (rule ``Pass``).
+    """Per-feature affine map ``u_i = s_i x_i + t_i`` whose relevance passes one to one (default rule ``Pass``).
 
     A per-feature bijection: the contribution of scaled feature ``i`` is the contribution of raw
     feature ``i``.
@@ -30,17 +25,14 @@ class FeatureAffine(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.scale + self.shift
 
-    def default_rule(self) -> Rule:
-        from ..rules import Pass
-
-        return Pass()
-
     def extra_repr(self) -> str:
         return f"features={self.scale.numel()}"
 
 
 class AffineProjection(nn.Module):
-    """Affine map ``u = M x + c`` of the raw features (PCA and scalers), explained at a root point ``x0``."""
+    """Affine map ``u = M x + c`` of the raw features (PCA and scalers), explained at a root point ``x0``.
+
+    Its default rule is :class:`neon.rules.RootPoint`."""
 
     def __init__(self, weight: Tensor, bias: Tensor, root: Tensor):
         super().__init__()
@@ -50,11 +42,6 @@ class AffineProjection(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
-
-    def default_rule(self) -> Rule:
-        from ..rules.coordinates import RootPoint
-
-        return RootPoint()
 
     def extra_repr(self) -> str:
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .pairs import competitors
+
 
 def squared_distances(x: Tensor, points: Tensor, points_sq: Tensor | None = None) -> Tensor:
     """``||x_n - p_j||^2`` for all pairs, as ``(n, J)``, without an ``n x J x d`` tensor."""
@@ -71,8 +73,8 @@ class CentroidContrast(nn.Module):
         self.register_buffer("midpoint_basis", torch.cat([-2.0 * self.centroids, self.centroids ** 2], 1),
                              persistent=False)
         idx = torch.arange(k)
-        competitors = torch.stack([torch.cat([idx[:c], idx[c + 1 :]]) for c in range(k)])
-        self.register_buffer("competitors", competitors)
+        comp = competitors(k)
+        self.register_buffer("competitors", comp)
         # For few clusters, h = e @ S with the +-1 matrix S (column ck: +1 at k, -1 at c) is one small
         # product, ~2.5x faster than broadcasting and dropping the diagonal; each entry is still the
         # single rounding of e_k - e_c (the other terms are exact zeros).
@@ -80,7 +82,7 @@ class CentroidContrast(nn.Module):
         if self._by_product:
             cols = torch.arange(k * (k - 1))
             sel = torch.zeros(k, k * (k - 1), dtype=self.centroids.dtype)
-            sel[competitors.reshape(-1), cols] = 1.0
+            sel[comp.reshape(-1), cols] = 1.0
             sel[idx.repeat_interleave(k - 1), cols] = -1.0
             self.register_buffer("selection", sel, persistent=False)
 

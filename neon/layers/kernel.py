@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .distance import squared_distances
+from .pairs import class_pairs, competitors, oriented_pairs
 
 #: Elements of the ``(rows, support vectors)`` intermediates per internal row block (memory and cache).
 BLOCK_ELEMENTS = 1 << 17
@@ -88,7 +89,7 @@ class RBFContrast(nn.Module):
         if bool(empty.any()):
             raise ValueError(f"RBFContrast pairs {empty.nonzero().flatten().tolist()} have an empty side: the decision "
                              "function has a constant sign there, which no log-ratio can represent.")
-        pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+        pairs = class_pairs(k)
         pair_a = torch.tensor([a for a, _ in pairs], dtype=torch.long)
         pair_b = torch.tensor([b for _, b in pairs], dtype=torch.long)
         for p, (a, b) in enumerate(pairs):
@@ -115,16 +116,10 @@ class RBFContrast(nn.Module):
         self.register_buffer("neg_bias", torch.where(intercept < 0, intercept.abs().log(), float("-inf")).to(dtype))
         self.register_buffer("has_pos", has_pos)
         self.register_buffer("has_neg", has_neg)
-        idx = torch.arange(k)
-        competitors = torch.stack([torch.cat([idx[:c], idx[c + 1:]]) for c in range(k)])
-        pair_id = {ab: p for p, ab in enumerate(pairs)}
-        pair_of = torch.tensor([[pair_id[(min(c, o), max(c, o))] for o in competitors[c].tolist()] for c in range(k)],
-                               dtype=torch.long).reshape(k, k - 1)
-        sign = torch.tensor([[1.0 if c < o else -1.0 for o in competitors[c].tolist()] for c in range(k)],
-                            dtype=dtype).reshape(k, k - 1)
-        self.register_buffer("competitors", competitors)
+        pair_of, sign = oriented_pairs(k)
+        self.register_buffer("competitors", competitors(k))
         self.register_buffer("pair_of", pair_of)
-        self.register_buffer("sign", sign)
+        self.register_buffer("sign", sign.to(dtype))
 
     @property
     def n_pairs(self) -> int:
@@ -212,11 +207,6 @@ class RBFContrast(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.orient(self.pair_values(x))
-
-    def default_rule(self):  # noqa: ANN201 - avoids importing the rules package in the layers package
-        from ..rules.svc import SVCHybrid
-
-        return SVCHybrid()
 
     def extra_repr(self) -> str:
         return (f"support_vectors={tuple(self.support_vectors.shape)}, gamma={self.gamma:.4g}, "

@@ -33,8 +33,8 @@ def network_of(model: Any) -> Network:
     PyTorch module or a scikit-learn estimator (neuralized with default options, so a classifier's
     explained output is its log-odds, as in :func:`neon.explain`).
     """
-    from ..explain import Explainer
-    from ..neuralize import neuralize
+    from ..converters import neuralize
+    from ..explainer import Explainer
 
     if isinstance(model, Explainer):
         if not hasattr(model, "network_"):
@@ -74,7 +74,7 @@ def attributions_of(source: Any, X: Any, target: Any) -> tuple[Tensor, Tensor | 
 
     Returns the relevance, the explained target (``None`` when unknown) and the Explanation (or None).
     """
-    from ..explain import Explainer
+    from ..explainer import Explainer
 
     expl = None
     if isinstance(source, Explainer) or (callable(source) and not isinstance(source, (np.ndarray, Tensor))):

@@ -39,7 +39,7 @@ def _check_order(order: str) -> None:
 
 def _setup(source: Any, model: Any, X: Any, target: Any) -> tuple[Scorer, Tensor, Tensor, Tensor]:
     """The explained function, inputs, attributions (same shape) and target per sample."""
-    from ..explain import Explainer
+    from ..explainer import Explainer
 
     if X is None:
         raise ValueError("X (the explained inputs) is required.")

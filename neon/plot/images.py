@@ -214,7 +214,7 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     >>> axes = neon.plot.rules_comparison(cnn, x[:1], rules={"eps": "epsilon", "box": "epsilon_gamma_box"},
     ...                                   X_fit=X_train)   # doctest: +SKIP
     """
-    from ..explain import Explainer
+    from ..explainer import Explainer
 
     if len(to_numpy(x)) != 1:
         raise ValueError(f"rules_comparison explains one input of shape (1, ...); got {len(to_numpy(x))} samples.")

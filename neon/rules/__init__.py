@@ -2,19 +2,28 @@
 
 Affine layers: :class:`Epsilon` (``Epsilon(0)`` is LRP-0), :class:`Gamma`, :class:`ZPlus`,
 :class:`AlphaBeta`, :class:`ZBox`, :class:`WSquare`, :class:`Flat`, :class:`Reference`.
-Other layers: :class:`Pass`, :class:`Proportional`, :class:`WinnerTakesAll`.
-NEON layers: :class:`SoftMin`, :class:`SoftMax`, :class:`Distance`, :class:`Midpoint`.
+Other layers: :class:`Pass` (element-wise), :class:`Proportional` (sums, average pools),
+:class:`WinnerTakesAll` (max pools).
+NEON layers: :class:`SoftMin`, :class:`SoftMax`, :class:`Distance`, :class:`Midpoint`, :class:`RootPoint`,
+:class:`SVCHybrid`, :class:`SVCMidpoint`, :class:`SVCGradientInput`.
+
+Which rule goes where: :mod:`neon.rules.composites` (named presets, user composites) and the
+default-rule registry :mod:`neon.rules.defaults`. The rule protocol: :mod:`neon.rules.base`.
+The formulas: ``docs/theory.md``.
 """
 
+from . import composites as composites  # submodules, loaded with the package
+from . import defaults as defaults
 from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Reference, WSquare, ZBox, ZPlus
 from .base import Context, Rule, vjp
 from .coordinates import RootPoint
 from .distance import Distance, Midpoint
-from .pooling import Pass, Proportional, SoftMax, SoftMin, WinnerTakesAll
+from .elementwise import Pass
+from .pooling import SoftMax, SoftMin, WinnerTakesAll
+from .sums import Proportional
 from .svc import SVCGradientInput, SVCHybrid, SVCMidpoint
 
 
-#: LRP-0 is the epsilon rule without stabiliser.
 def LRP0() -> Epsilon:  # noqa: N802 - reads like the other rule constructors
     """LRP-0: ``R_j = sum_k a_j w_jk / z_k R_k`` (Bach et al. 2015); ``Epsilon(0)``."""
     return Epsilon(0.0)
@@ -35,6 +44,9 @@ __all__ = [
     "Reference",
     "RootPoint",
     "Rule",
+    "SVCGradientInput",
+    "SVCHybrid",
+    "SVCMidpoint",
     "SoftMax",
     "SoftMin",
     "WSquare",
@@ -42,7 +54,4 @@ __all__ = [
     "ZBox",
     "ZPlus",
     "vjp",
-    "SVCGradientInput",
-    "SVCHybrid",
-    "SVCMidpoint",
 ]

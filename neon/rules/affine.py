@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._derived import derived, gamma_down, gamma_up, negative, positive
 from .._numeric import flat, safe_divide
 from ..exceptions import RuleError
 from ..layers.affine import AffineView, as_affine, is_affine
+from ..layers.derived import derived, gamma_down, gamma_up, negative, positive
 from ..layers.top import LogOdds
-from .base import Context, Rule
+from .base import POSITIVE, Context, Rule
 
 
 def _pos(t: Tensor | None) -> Tensor | None:
@@ -203,11 +203,11 @@ class Gamma(AffineRule):
         # (1 + g) z - g (W+ a + b+) = -(D - (2 + g) z) (D > 0 there, so no sign test is needed).
         D = layer.forward(a, w_up, _add_to_bias(b_up, eps, w))
         support = None if ctx is None else ctx.relevance_support
-        if support == "positive" and eps > 0:
+        if support == POSITIVE and eps > 0:
             # Proven from the graph: R = 0 wherever z <= 0. There D may be anything, even 0; D >= eps
             # keeps 0 / D = 0 (where z > 0, D >= z + eps already).
             return layer.transpose(torch.div(R, D.clamp_(min=eps), out=D), a, w_up).mul_(a)
-        if support == "positive" or (support is None and not _any_nonzero(negative_part(R, z))):
+        if support == POSITIVE or (support is None and not _any_nonzero(negative_part(R, z))):
             # No relevance on z < 0 (proven, or checked on the data): one transposed map; z = 0 receives nothing.
             return layer.transpose(positive_part(torch.div(R, D, out=D), z), a, w_up).mul_(a)
         D.add_(z.clamp(max=0), alpha=-(2.0 + g))

@@ -1,28 +1,89 @@
-"""The rule protocol shared by every LRP rule."""
+"""The rule protocol shared by every LRP rule, and what the engine tells a rule besides its layer.
+
+A rule is a small class: :meth:`Rule.relevance` maps the relevance of a node's output to relevance on
+each of its inputs. What a rule *can do* beyond that it declares as class attributes, and the engine
+asks for them instead of knowing rules by name:
+
+``zero_preserving``
+    ``R_j = a_j c_j``: an input unit with value zero receives nothing (proves facts for the layers below).
+``passes_through``
+    ``R_in = R`` for an element-wise node: the engine hands ``R`` on without recomputing any value.
+``routes``
+    the relevance of every output unit goes unchanged to the input unit that holds its value
+    (a ReLU's pass-through, a max pool's winner).
+``records_forward``
+    the rule keeps state from the forward pass (:meth:`Rule.record`, e.g. a max pool's winners) and
+    reads it back as :attr:`Context.forward_state`.
+
+A rule may also leave a hint for the rule of the node below (:meth:`Context.emit`, e.g. "only one row
+of this relevance is non-zero"); that rule finds it in :attr:`Context.hint` when the relevance it gets
+is exactly the one the hint describes.
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+#: ``Context.relevance_support`` when the engine proved that ``R`` is zero wherever the layer's output is ``<= 0``.
+POSITIVE = "positive"
+#: ``Context.relevance_support`` when the layer's output feeds a sum: relevance on both signs is to be expected.
+MIXED = "mixed"
+
+
+@dataclass
+class SingleRow:
+    """A hint: ``relevance[n]`` (``n x K x J``) is zero except in row ``rows[n]``, which holds ``row_relevance[n]``.
+
+    ``inputs`` is the emitting pool's input ``h`` and ``input_row`` its row ``rows[n]``: a rule below may
+    use them instead of gathering again, after checking ``hint.relevance is R`` and ``hint.inputs is output``.
+    """
+
+    relevance: Tensor
+    rows: Tensor
+    row_relevance: Tensor
+    inputs: Tensor
+    input_row: Tensor
+
 
 @dataclass
 class Context:
-    """What a rule may know besides its own layer: the explained target of every sample."""
+    """What a rule may know besides its own layer.
+
+    Attributes
+    ----------
+    target
+        The explained output index of every sample, ``(n,)``.
+    inputs_nonnegative
+        Set per layer by the engine where the graph proves it (:mod:`neon.propagate.facts`): every input
+        of the layer is ``>= 0`` by construction.
+    relevance_support
+        :data:`POSITIVE`: ``R`` is zero wherever the layer's output is ``<= 0`` (proven); :data:`MIXED`: the
+        output feeds a sum, expect relevance on both signs; ``None``: unknown, a rule checks ``R`` itself.
+    hint
+        What the rule of the consuming node said about the structure of ``R`` (e.g. a :class:`SingleRow`),
+        or ``None``. Valid only if it describes this very ``R`` (check by identity).
+    forward_state
+        What this rule's :meth:`Rule.record` kept in the forward pass, or ``None``.
+    emitted
+        The hint this rule leaves for the node below (set with :meth:`emit`).
+    """
 
     target: Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: Set per layer by the engine where the graph proves it (:mod:`neon.graph_facts`): every input
-    #: of the layer is ``>= 0`` by construction.
     inputs_nonnegative: bool = False
-    #: ``"positive"``: ``R`` is zero wherever the layer's output is ``<= 0`` (proven); ``"mixed"``: the
-    #: output feeds a sum, expect relevance on both signs; ``None``: unknown, a rule checks ``R`` itself.
     relevance_support: str | None = None
+    hint: Any = None
+    forward_state: Any = None
+    emitted: Any = None
+
+    def emit(self, hint: Any) -> None:
+        """Leave ``hint`` for the rule of the node below (the engine drops it if that node's relevance is summed)."""
+        self.emitted = hint
 
 
 def vjp(op: Callable[..., Tensor], inputs: Sequence[Tensor], grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -37,27 +98,56 @@ def vjp(op: Callable[..., Tensor], inputs: Sequence[Tensor], grad: Tensor) -> tu
 class Rule:
     """Base class of all rules.
 
-    A rule maps the relevance ``R`` of a layer's output to relevance on each of its inputs.
+    A rule maps the relevance ``R`` of a node's output to relevance on each of its inputs.
     Subclasses implement :meth:`relevance`; rules whose parameters depend on data (a reference
     point, a soft-min stiffness, a box) implement :meth:`fit`, which the :class:`neon.Explainer`
     calls once on its fit data so that every sample is explained the same way whatever batch it
-    comes in (THEORY.md section 1).
+    comes in (``docs/theory.md``, "Conventions").
     """
 
     #: Short name used in summaries.
     name: str = "rule"
-    #: True if the relevance this rule gives an input unit is zero wherever that unit's value is zero,
+    #: The relevance this rule gives an input unit is zero wherever that unit's value is zero,
     #: whatever ``R`` is (``R_j = a_j c_j``). The engine uses it to prove facts for the layers below.
     zero_preserving: bool = False
+    #: ``R_in = R`` on the node's single input: no value of the forward pass is needed.
+    passes_through: bool = False
+    #: The relevance of every output unit goes unchanged to the input unit holding the output's value.
+    routes: bool = False
+    #: The rule keeps state from the forward pass: the engine calls :meth:`record` instead of the layer.
+    records_forward: bool = False
 
     def relevance(
         self, op: Callable[..., Tensor], inputs: Sequence[Tensor], output: Tensor, R: Tensor, ctx: Context
     ) -> tuple[Tensor | None, ...]:
+        """Relevance of every input of the node (``None`` for inputs that take none).
+
+        Parameters
+        ----------
+        op
+            The node: its module, or for function nodes a callable of the node's tensor inputs with the
+            attribute ``adds_tensors`` (true for a plain ``a + b`` of two tensors).
+        inputs
+            The node's tensor inputs in the forward pass.
+        output
+            The node's output in the forward pass.
+        R
+            The relevance of ``output``.
+        ctx
+            The :class:`Context`.
+        """
         raise NotImplementedError
 
     def supports(self, op: Any) -> bool:
         """Whether this rule can be applied to ``op``."""
         return True
+
+    def record(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any] | None:
+        """The node's output and the state to keep for the backward pass, or ``None`` to run it as usual.
+
+        Called by the engine in the forward pass when :attr:`records_forward` is set.
+        """
+        return None
 
     @property
     def needs_fit(self) -> bool:

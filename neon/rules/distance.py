@@ -9,8 +9,7 @@ from torch import Tensor
 
 from .._numeric import safe_divide
 from ..layers.distance import CentroidContrast, SquaredDistance
-from .base import Rule
-from .pooling import SINGLE_ROW, SingleRow
+from .base import Rule, SingleRow
 
 #: Squared distances below this fraction of ``||x||^2 + ||x_j||^2`` are rounding noise of the expansion.
 _DIST_RTOL = 1e-10
@@ -63,8 +62,8 @@ class Midpoint(Rule):
     def relevance(self, op, inputs, output, R, ctx):
         (x,) = inputs
         n, k = x.shape[0], op.centroids.shape[0]
-        hint = ctx.extra.get(SINGLE_ROW)
-        if hint is not None and hint.relevance is R and hint.inputs is output:
+        hint = ctx.hint
+        if isinstance(hint, SingleRow) and hint.relevance is R and hint.inputs is output:
             return (self._one_cluster(op, x, hint),)
         A = safe_divide(R, output)
         own = A.sum(-1)

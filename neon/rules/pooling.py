@@ -1,97 +1,47 @@
-"""Rules for element-wise, pooling and summing layers, and the NEON soft-min/soft-max pools."""
+"""Rules for pooling layers: max pooling (winner takes all) and the NEON soft-min/soft-max pools."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
 
-from .._numeric import safe_divide
+from .._numeric import is_channels_last
 from ..exceptions import RuleError
-from ..layers.pooling import ReduceMax, ReduceMin
-from .base import Context, Rule, vjp
-
-
-class Pass(Rule):
-    """Relevance passes unchanged through an element-wise layer (ReLU and other activations).
-
-    Exact for ReLU: a unit with ``z <= 0`` has ``a = 0`` and receives no relevance from above.
-    For other activations (tanh, GELU, ReLU6, ...) this is a convention, not a derivation.
-    """
-
-    name = "pass"
-
-    def relevance(self, op, inputs, output, R, ctx):
-        if len(inputs) != 1 or inputs[0].shape != R.shape:
-            raise RuleError("Pass applies to element-wise layers with one input of the output's shape.")
-        return (R,)
-
-
-class Proportional(Rule):
-    """``R_j = a_j [J^T (R / stab(z))]_j``: relevance split in proportion to the contributions.
-
-    The LRP-epsilon rule on a positive linear map without parameters: average pooling, adaptive
-    average pooling, sums and residual additions (THEORY.md section 2, "Other layers"; zennit's
-    ``Norm``). On a max-pooling layer it treats the pool as average pooling of the same window.
-    """
-
-    name = "proportional"
-    zero_preserving = True
-
-    def __init__(self, stabilizer: float = 1e-6):
-        self.stabilizer = float(stabilizer)
-
-    def relevance(self, op, inputs, output, R, ctx):
-        op = _as_average(op)
-        z = op(*inputs)
-        s = safe_divide(R, z, self.stabilizer)
-        grads = vjp(op, inputs, s)
-        return tuple(None if g is None else x * g for x, g in zip(inputs, grads))
-
-
-def _as_average(op: Any) -> Any:
-    """A max-pooling module as the average pooling over the same windows; anything else as is."""
-    if isinstance(op, torch.nn.MaxPool2d):
-        return torch.nn.AvgPool2d(op.kernel_size, op.stride, op.padding, ceil_mode=op.ceil_mode,
-                                  count_include_pad=True)
-    if isinstance(op, torch.nn.MaxPool1d):
-        return torch.nn.AvgPool1d(op.kernel_size, op.stride, op.padding, ceil_mode=op.ceil_mode,
-                                  count_include_pad=True)
-    if isinstance(op, torch.nn.AdaptiveMaxPool2d):
-        return torch.nn.AdaptiveAvgPool2d(op.output_size)
-    return op
+from ..layers.pooling import Reduce
+from .base import Context, Rule, SingleRow, vjp
 
 
 class WinnerTakesAll(Rule):
-    """Max pooling: all relevance of a pooled unit goes to the input that won the max."""
+    """Max pooling: all relevance of a pooled unit goes to the input that won the max.
 
-    name = "winner-takes-all"
-
-    def relevance(self, op, inputs, output, R, ctx):
-        return vjp(op, inputs, R)
-
-
-#: ``ctx.extra`` key under which a pooling rule tells the layer below that only one row of its
-#: relevance is non-zero (a :class:`SingleRow`); the layer below checks it by identity.
-SINGLE_ROW = "neon.single_row"
-
-
-@dataclass
-class SingleRow:
-    """``relevance[n]`` (``n x K x J``) is zero except in row ``rows[n]``, which holds ``row_relevance[n]``.
-
-    ``inputs`` is the pool's input ``h`` and ``input_row`` its row ``rows[n]``: a rule below may use
-    them instead of gathering again, after checking ``hint.relevance is R`` and ``hint.inputs is output``.
+    For ``nn.MaxPool2d`` the winners are kept from the forward pass (:meth:`record`) and relevance is
+    routed by their indices: recomputing the pool with autograd costs about six times as much.
     """
 
-    relevance: Tensor
-    rows: Tensor
-    row_relevance: Tensor
-    inputs: Tensor
-    input_row: Tensor
+    name = "winner-takes-all"
+    routes = True
+    records_forward = True
+
+    def record(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any] | None:
+        if type(op) is not nn.MaxPool2d or len(inputs) != 1:
+            return None
+        return F.max_pool2d(inputs[0], op.kernel_size, op.stride, op.padding, op.dilation,
+                            ceil_mode=op.ceil_mode, return_indices=True)
+
+    def relevance(self, op, inputs, output, R, ctx):
+        if ctx.forward_state is not None:
+            (a,) = inputs
+            stride = op.stride if op.stride is not None else op.kernel_size
+            layout = torch.channels_last if is_channels_last(a) else torch.contiguous_format
+            return (torch.ops.aten.max_pool2d_with_indices_backward(
+                R.contiguous(memory_format=layout), a, _pair(op.kernel_size), _pair(stride), _pair(op.padding),
+                _pair(op.dilation), op.ceil_mode, ctx.forward_state),)
+        return vjp(op, inputs, R)
 
 
 def single_column(R: Tensor, ctx: Context) -> Tensor | None:
@@ -111,8 +61,8 @@ class SoftMin(Rule):
     the backward pass only; the forward stays the model's exact (hard or soft) minimum. Exactly
     conservative. ``beta -> inf``: the nearest competitor takes all; ``beta = 0``: uniform.
     When the pooled relevance sits only in each sample's target column (a pool at the network's
-    top), only that row is computed and a :class:`SingleRow` hint lets the rule below skip the
-    zero rows (the k-means midpoint rule uses it); results are those of the general formula.
+    top), only that row is computed and a :class:`~neon.rules.base.SingleRow` hint lets the rule below
+    skip the zero rows (the k-means midpoint rule uses it); results are those of the general formula.
 
     Parameters
     ----------
@@ -123,7 +73,6 @@ class SoftMin(Rule):
 
     name = "soft-min"
     _sign = -1.0
-    _layer = ReduceMin
 
     def __init__(self, beta: float | str | None = None):
         if isinstance(beta, str) and beta != "auto":
@@ -136,7 +85,7 @@ class SoftMin(Rule):
         return {"beta": self.beta}
 
     def supports(self, op: Any) -> bool:
-        return isinstance(op, self._layer)
+        return isinstance(op, Reduce) and op.sign == self._sign
 
     @property
     def needs_fit(self) -> bool:
@@ -190,7 +139,7 @@ class SoftMin(Rule):
         e = torch.exp((self._sign * stiffness) * (h_row - extreme))
         r_row = e * (R.gather(1, col) / e.sum(-1, keepdim=True))
         out = torch.zeros(n, k * j, dtype=h.dtype, device=h.device).scatter_(1, flat, r_row).view(n, k, j)
-        ctx.extra[SINGLE_ROW] = SingleRow(out, rows, r_row, h, h_row)
+        ctx.emit(SingleRow(out, rows, r_row, h, h_row))
         return out
 
 
@@ -199,4 +148,3 @@ class SoftMax(SoftMin):
 
     name = "soft-max"
     _sign = 1.0
-    _layer = ReduceMax

@@ -34,12 +34,12 @@ from sklearn.svm import OneClassSVM
 from sklearn.utils.validation import check_is_fitted
 from torch import fx, nn
 
-from ..composites import Composite
 from ..exceptions import UnsupportedModelError
 from ..layers.distance import SquaredDistance
 from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import Distance, SoftMin
+from ..rules.composites import Composite
 from ._registry import register_types
 
 #: Elements of the largest per-chunk temporary (``rows x points``): bounds memory for big KDEs.
@@ -49,12 +49,6 @@ _CHUNK_ELEMENTS = 1 << 20
 def density_rules() -> Composite:
     """The NEON composite of OC-SVM/KDE networks: soft-min with the model's gamma, distance rule."""
     return Composite(by_type=[(ReduceMin, SoftMin(None)), (SquaredDistance, Distance())], name="outlier")
-
-
-def _check_output(output: str | None) -> None:
-    if output not in (None, "outlier score"):
-        raise ValueError(f"output={output!r} is not available here; the only output is 'outlier score' "
-                         "(use output=None).")
 
 
 def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, scale: float = 1.0,
@@ -96,7 +90,7 @@ def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, sc
 
 
 @register_types(OneClassSVM, description="OneClassSVM with kernel='rbf' (outlier score; NEON, Kauffmann et al. "
-                                         "Pattern Recognition 2020)")
+                                         "Pattern Recognition 2020)", outputs=("outlier score",))
 def neuralize_ocsvm(model: Any, output: str | None = None, **options: Any) -> Network:
     """Rewrite a fitted RBF ``OneClassSVM`` as the network of its outlier score ``o(x)``.
 
@@ -105,7 +99,6 @@ def neuralize_ocsvm(model: Any, output: str | None = None, **options: Any) -> Ne
     ``gamma="scale"``/``"auto"`` use the fitted value. The model is not modified.
     """
     check_is_fitted(model, "support_vectors_")
-    _check_output(output)
     if model.kernel != "rbf":
         raise UnsupportedModelError(f"OneClassSVM(kernel={model.kernel!r}) is not supported; neon explains the "
                                     "kernel='rbf' one-class SVM (a Gaussian kernel sum).")
@@ -126,7 +119,8 @@ def ocsvm_threshold(model: Any) -> float:
 
 
 @register_types(KernelDensity, description="KernelDensity with kernel='gaussian', euclidean metric (-log p(x) "
-                                           "up to a constant; NEON, Kauffmann et al. Pattern Recognition 2020)")
+                                           "up to a constant; NEON, Kauffmann et al. Pattern Recognition 2020)",
+                outputs=("outlier score",))
 def neuralize_kde(model: Any, output: str | None = None, **options: Any) -> Network:
     """Rewrite a fitted Gaussian ``KernelDensity`` as the network of ``-log p(x) - (d/2) log(2 pi h^2)``.
 
@@ -135,7 +129,6 @@ def neuralize_kde(model: Any, output: str | None = None, **options: Any) -> Netw
     :func:`kde_constant` to get ``-model.score_samples(x)`` exactly. The model is not modified.
     """
     check_is_fitted(model, "tree_")
-    _check_output(output)
     if model.kernel != "gaussian":
         raise UnsupportedModelError(f"KernelDensity(kernel={model.kernel!r}) is not supported; neon explains "
                                     "kernel='gaussian' (a Gaussian kernel sum).")

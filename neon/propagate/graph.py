@@ -1,17 +1,18 @@
 """What a neon network is made of: the supported operations of a ``torch.fx`` graph.
 
 Every node of a :class:`neon.Network` graph is classified once, when the network is built, into
-one of a few kinds, each with a fixed way to pass relevance:
+one :class:`~neon.propagate.kinds.NodeKind`:
 
-``layer``     a module with an LRP rule (affine layers, pools, activations, NEON layers);
-``move``      an exact rearrangement of values (flatten, view, reshape, cat, permute, slicing,
-              identity, dropout in eval mode): relevance moves with the values;
-``pass``      an element-wise activation given as a function (``F.relu`` ...): relevance passes;
-``scale``     multiplication/division by a constant number: relevance passes (it is conserved);
-``sum``       sums of tensors (residual ``a + b``, ``torch.add``, ``mean``/``sum`` over axes,
-              functional average pooling): relevance splits in proportion to the contributions;
-``max``       functional max pooling: winner takes all;
-``const``     values that are not tensors (``x.size(0)``, shapes): no relevance.
+``LAYER``       a module with an LRP rule: any module type with an entry in the default-rule
+                registry :mod:`neon.rules.defaults` (affine layers, pools, activations, NEON layers);
+``MOVE``        an exact rearrangement of values (flatten, view, reshape, cat, permute, slicing,
+                identity, dropout in eval mode): relevance moves with the values;
+``ACTIVATION``  an element-wise activation given as a function (``F.relu`` ...): a rule, ``Pass`` by default;
+``SCALE``       multiplication/division by a constant number: relevance passes (it is conserved);
+``SUM``         sums of tensors (residual ``a + b``, ``torch.add``, ``mean``/``sum`` over axes,
+                functional average pooling): a rule, the proportional split by default;
+``MAX``         functional max pooling: a rule, winner takes all by default;
+``CONST``       values that are not tensors (``x.size(0)``, shapes): no relevance.
 
 Anything else is refused with an error naming the operation and where it is in the model.
 In-place operations of the traced model (``ReLU(inplace=True)``, ``out += identity``) are run
@@ -29,26 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .exceptions import UnsupportedLayerError
-from .layers.affine import is_affine
-from .layers.distance import CentroidContrast, SquaredDistance
-from .layers.pooling import ReduceMax, ReduceMin
-from .layers.top import LogOdds
-
-ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
-)
-MOVE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout,
-)
-AVG_POOL_MODULES: tuple[type[nn.Module], ...] = (
-    nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-)
-MAX_POOL_MODULES: tuple[type[nn.Module], ...] = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-)
-NEON_MODULES: tuple[type[nn.Module], ...] = (ReduceMin, ReduceMax, SquaredDistance, CentroidContrast, LogOdds)
+from ..exceptions import UnsupportedLayerError
+from ..layers.families import MOVE_MODULES
+from ..rules.defaults import has_default
+from .kinds import NodeKind
 
 
 def _drop_inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +71,7 @@ _SUM_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     F.adaptive_avg_pool1d: F.adaptive_avg_pool1d, F.adaptive_avg_pool2d: F.adaptive_avg_pool2d,
 }
 _SUM_METHODS = {"add": torch.add, "add_": torch.add, "sum": torch.sum, "mean": torch.mean}
-#: The targets of a ``sum`` node that add two tensors (``a + b``, ``torch.add``, ``a.add(b)``).
+#: The targets of a ``SUM`` node that add two tensors (``a + b``, ``torch.add``, ``a.add(b)``).
 ADD_TARGETS = (operator.add, operator.iadd, torch.add, "add", "add_")
 
 _MAX_FUNCTIONS: dict[Any, Callable[..., Any]] = {
@@ -114,7 +99,7 @@ class Step:
     """One node of the graph with what the engine needs to run it forward and backward."""
 
     node: fx.Node
-    kind: str
+    kind: NodeKind
     label: str
     module: nn.Module | None = None
     fn: Callable[..., Any] | None = None
@@ -123,6 +108,18 @@ class Step:
     @property
     def name(self) -> str:
         return self.node.name
+
+    @property
+    def adds_tensors(self) -> bool:
+        """A plain ``a + b`` of two tensors (no constant, no ``alpha``): what a residual addition is."""
+        node = self.node
+        return (self.kind is NodeKind.SUM and node.target in ADD_TARGETS and not node.kwargs
+                and len(node.args) == 2 and list(node.args) == self.inputs)
+
+    @property
+    def args_are_inputs(self) -> bool:
+        """The node is called with exactly its tensor inputs (no other argument)."""
+        return not self.node.kwargs and list(self.node.args) == self.inputs
 
 
 def _module_path(node: fx.Node) -> str | None:
@@ -172,12 +169,12 @@ def classify(gm: fx.GraphModule) -> list[Step]:
     for node in gm.graph.nodes:
         inputs = [n for n in node.all_input_nodes if n not in const]
         if node.op == "placeholder":
-            steps.append(Step(node, "input", node.name))
+            steps.append(Step(node, NodeKind.INPUT, node.name))
         elif node.op == "output":
-            steps.append(Step(node, "output", "output", inputs=inputs))
+            steps.append(Step(node, NodeKind.OUTPUT, "output", inputs=inputs))
         elif node.op == "get_attr":
             const.add(node)
-            steps.append(Step(node, "const", str(node.target), fn=_Attr(gm, str(node.target))))
+            steps.append(Step(node, NodeKind.CONST, str(node.target), fn=_Attr(gm, str(node.target))))
         elif node.op == "call_module":
             module = gm.get_submodule(node.target)
             label = str(node.target)
@@ -187,17 +184,15 @@ def classify(gm: fx.GraphModule) -> list[Step]:
                     "neon.neuralize(model), which folds BatchNorm into the neighbouring affine layer."
                 )
             if isinstance(module, MOVE_MODULES):
-                steps.append(Step(node, "move", label, module=module, fn=_identity_if_dropout(module),
+                steps.append(Step(node, NodeKind.MOVE, label, module=module, fn=_identity_if_dropout(module),
                                   inputs=inputs))
-            elif (is_affine(module) or isinstance(module, ACTIVATION_MODULES + AVG_POOL_MODULES
-                                                   + MAX_POOL_MODULES + NEON_MODULES)
-                  or hasattr(module, "default_rule")):
-                steps.append(Step(node, "layer", label, module=_out_of_place(module), inputs=inputs))
+            elif has_default(module):
+                steps.append(Step(node, NodeKind.LAYER, label, module=_out_of_place(module), inputs=inputs))
             else:
                 raise _unsupported(node, f"module {type(module).__name__}")
         elif node.op in ("call_function", "call_method"):
             steps.append(_classify_call(node, inputs, const))
-            if steps[-1].kind == "const":
+            if steps[-1].kind is NodeKind.CONST:
                 const.add(node)
         else:  # pragma: no cover - fx has no other node kinds
             raise _unsupported(node, f"node kind {node.op}")
@@ -220,7 +215,7 @@ class _Attr:
 def _const(node: fx.Node, label: str) -> Step:
     """A node whose value depends on shapes only (``x.size(0)``, ``x.shape``): evaluated, never explained."""
     fn = _method(node.target) if node.op == "call_method" else node.target
-    return Step(node, "const", label, fn=fn, inputs=list(node.all_input_nodes))
+    return Step(node, NodeKind.CONST, label, fn=fn, inputs=list(node.all_input_nodes))
 
 
 def _identity_if_dropout(module: nn.Module) -> Callable[..., Any]:
@@ -241,32 +236,31 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
         if t in _CONST_METHODS:
             return _const(node, label)
         if t in _PASS_METHODS:
-            return Step(node, "pass", label, fn=_PASS_METHODS[t], inputs=inputs)
+            return Step(node, NodeKind.ACTIVATION, label, fn=_PASS_METHODS[t], inputs=inputs)
         if t in _MOVE_METHODS:
-            return Step(node, "move", label, fn=_method(t), inputs=inputs)
+            return Step(node, NodeKind.MOVE, label, fn=_method(t), inputs=inputs)
         if t in _SUM_METHODS:
-            return Step(node, "sum", label, fn=_SUM_METHODS[t], inputs=inputs)
+            return Step(node, NodeKind.SUM, label, fn=_SUM_METHODS[t], inputs=inputs)
         if t in ("mul", "div", "mul_", "div_") and _scalar_only(node, inputs):
-            return Step(node, "scale", label, fn=_method(t.rstrip("_")), inputs=inputs)
+            return Step(node, NodeKind.SCALE, label, fn=_method(t.rstrip("_")), inputs=inputs)
         raise _unsupported(node, f"method .{t}()")
     if t is getattr and node.args[1] in ("shape", "dtype", "device"):
         return _const(node, label)
     if t is operator.getitem:
         if node.args[0] in const or not isinstance(node.args[0], fx.Node):
             return _const(node, label)
-        return Step(node, "move", label, fn=operator.getitem, inputs=inputs)
+        return Step(node, NodeKind.MOVE, label, fn=operator.getitem, inputs=inputs)
     if t in _PASS_FUNCTIONS:
-        return Step(node, "pass", label, fn=_PASS_FUNCTIONS[t], inputs=inputs)
+        return Step(node, NodeKind.ACTIVATION, label, fn=_PASS_FUNCTIONS[t], inputs=inputs)
     if t in _MOVE_FUNCTIONS:
-        return Step(node, "move", label, fn=_MOVE_FUNCTIONS[t], inputs=inputs)
+        return Step(node, NodeKind.MOVE, label, fn=_MOVE_FUNCTIONS[t], inputs=inputs)
     if t in _SUM_FUNCTIONS:
-        if t in (operator.add, operator.iadd, torch.add) and len(inputs) == 1 and node.args[0] not in inputs:
-            pass  # constant + tensor: still a sum, the constant takes its share
-        return Step(node, "sum", label, fn=_SUM_FUNCTIONS[t], inputs=inputs)
+        # constant + tensor is still a sum: the constant takes its share
+        return Step(node, NodeKind.SUM, label, fn=_SUM_FUNCTIONS[t], inputs=inputs)
     if t in _MAX_FUNCTIONS:
-        return Step(node, "max", label, fn=_MAX_FUNCTIONS[t], inputs=inputs)
+        return Step(node, NodeKind.MAX, label, fn=_MAX_FUNCTIONS[t], inputs=inputs)
     if t in _SCALE_FUNCTIONS and _scalar_only(node, inputs):
-        return Step(node, "scale", label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
+        return Step(node, NodeKind.SCALE, label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
     if all(n in const for n in node.all_input_nodes):
         return _const(node, label)
     raise _unsupported(node, f"function {_target_name(node)}")

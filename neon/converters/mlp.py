@@ -18,10 +18,10 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..composites import Composite
 from ..exceptions import UnsupportedModelError
 from ..network import Network
 from ..rules import Epsilon, ZBox
+from ..rules.composites import Composite
 from ._registry import register_types
 from .linear import classifier_top, linear_layer
 
@@ -70,7 +70,7 @@ def _feature_names(model: Any) -> list[str] | None:
 
 
 @register_types(MLPClassifier, description="MLPClassifier (activation='relu'; binary or multi-class): "
-                "dense ReLU layers + log-odds top")
+                "dense ReLU layers + log-odds top", outputs=("log-odds", "logit"))
 def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **options: Any) -> Network:
     """A fitted ReLU ``MLPClassifier`` as ``Linear -> ReLU -> ... -> log-odds top``.
 
@@ -85,8 +85,6 @@ def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **
     check_is_fitted(model)
     _check_relu(model)
     out = output or "log-odds"
-    if out not in ("log-odds", "logit"):
-        raise ValueError(f"output={output!r} for MLPClassifier; use 'log-odds' or 'logit'.")
     if model.out_activation_ not in ("softmax", "logistic") or (model.out_activation_ == "logistic"
                                                                  and model.n_outputs_ != 1):
         raise UnsupportedModelError(
@@ -101,15 +99,14 @@ def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **
     )
 
 
-@register_types(MLPRegressor, description="MLPRegressor (activation='relu', one output): dense ReLU layers")
+@register_types(MLPRegressor, description="MLPRegressor (activation='relu', one output): dense ReLU layers",
+                outputs=("value",))
 def neuralize_mlp_regressor(model: MLPRegressor, output: str | None = None, **options: Any) -> Network:
     """A fitted single-output ReLU ``MLPRegressor`` as ``Linear -> ReLU -> ... -> Linear``."""
     if options:
         raise TypeError(f"unknown options {sorted(options)} for MLPRegressor; the only option is output=.")
     check_is_fitted(model)
     _check_relu(model)
-    if output not in (None, "value"):
-        raise ValueError(f"output={output!r} for MLPRegressor; use 'value' (or None).")
     if model.n_outputs_ != 1:
         raise UnsupportedModelError(
             f"MLPRegressor with {model.n_outputs_} outputs is not supported; neon explains single-output "

@@ -42,7 +42,7 @@ from ..exceptions import UnsupportedModelError
 from ..layers.coordinates import AffineProjection, FeatureAffine
 from ..layers.top import LogOdds
 from ..network import Network
-from ._registry import register
+from ._registry import neuralize, register
 
 SCALERS = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler)
 SUPPORTED_STEPS = "StandardScaler, MinMaxScaler (clip=False), MaxAbsScaler, RobustScaler, PCA, 'passthrough'"
@@ -208,8 +208,6 @@ def neuralize_pipeline(model: Pipeline, **options: Any) -> Network:
     ``options`` (e.g. ``output=``) go to the final model's converter. The network's forward equals
     the final model's explained output on ``pipeline[:-1].transform(x)``.
     """
-    from . import neuralize  # the registry's entry point (imported here: this module is loaded by it)
-
     check_is_fitted(model)
     *pre, (final_name, final) = model.steps
     if final is None or final == "passthrough":

@@ -1,8 +1,11 @@
 """The propagation engine: one forward pass that keeps what the rules need, one backward relevance pass.
 
-The engine knows graphs, layers and rules, nothing of the models they came from. The backward
-pass visits the nodes in reverse topological order, sums relevance over fan-out (residual
-branches, a module called twice) and frees every activation as soon as no rule needs it.
+The engine knows graphs, node kinds and the rule protocol (:mod:`neon.rules.base`), nothing of any
+concrete rule or of the models networks come from. What a rule can do beyond computing relevance
+(pass relevance through without values, keep state from the forward pass, leave a hint for the node
+below) it declares, and the engine asks. The backward pass visits the nodes in reverse topological
+order, sums relevance over fan-out (residual branches, a module called twice) and frees every
+activation as soon as no rule needs it.
 """
 
 from __future__ import annotations
@@ -12,20 +15,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, fx, nn
-from torch.nn.modules.utils import _pair
 
-from ._numeric import is_channels_last, safe_divide
-from .exceptions import RuleError
-from .graph import ACTIVATION_MODULES, ADD_TARGETS, Step
-from .graph_facts import layer_facts
-from .layers.affine import like_input
-from .rules.base import Context, Rule, vjp
-from .rules.pooling import Pass, Proportional, WinnerTakesAll
-
-_SUM_RULE = Proportional()
-_MAX_RULE = WinnerTakesAll()
+from .._numeric import is_channels_last
+from ..exceptions import RuleError
+from ..layers.affine import like_input
+from ..rules.base import Context, Rule, vjp
+from .facts import layer_facts
+from .graph import Step
+from .kinds import NodeKind
 
 
 @dataclass
@@ -48,62 +46,72 @@ def _lookup(env: Mapping[fx.Node, Any], sub: Mapping[fx.Node, Any] | None = None
 def _run(step: Step, look: Callable[[fx.Node], Any]) -> Any:
     args = fx.node.map_arg(step.node.args, look)
     kwargs = fx.node.map_arg(step.node.kwargs, look)
-    if step.kind == "layer":
+    if step.kind is NodeKind.LAYER:
+        assert step.module is not None
         if type(step.module) is nn.Conv2d and len(args) == 1 and not kwargs and is_channels_last(args[0]):
             # the same convolution, with the weight kept in the input's layout instead of copied per call
             return step.module._conv_forward(args[0], like_input(step.module.weight, args[0]), step.module.bias)
         return step.module(*args, **kwargs)
-    if step.kind == "move" and step.module is not None:
+    assert step.fn is not None
+    if step.kind is NodeKind.MOVE and step.module is not None:
         return step.fn(*args)
     return step.fn(*args, **kwargs)
 
 
+class NodeOp:
+    """A function node as a function of its tensor inputs (other arguments bound from the forward pass).
+
+    What a rule gets as ``op`` for a function node. ``adds_tensors`` says whether the node is a plain
+    ``a + b`` of two tensors, ``target`` is the traced function or method name.
+    """
+
+    def __init__(self, step: Step, env: Mapping[fx.Node, Any]):
+        self._step, self._env = step, env
+        self.target = step.node.target
+        self.adds_tensors = step.adds_tensors
+
+    def __call__(self, *values: Tensor) -> Tensor:
+        return _run(self._step, _lookup(self._env, dict(zip(self._step.inputs, values))))
+
+
 def op_of(step: Step, env: Mapping[fx.Node, Any]) -> Callable[..., Tensor]:
     """The node as a function of its tensor inputs (other arguments bound from the forward pass)."""
-
-    def op(*values: Tensor) -> Tensor:
-        return _run(step, _lookup(env, dict(zip(step.inputs, values))))
-
-    return op
+    return NodeOp(step, env)
 
 
-def _max_pool_with_indices(module: nn.MaxPool2d, a: Tensor) -> tuple[Tensor, Tensor]:
-    return F.max_pool2d(a, module.kernel_size, module.stride, module.padding, module.dilation,
-                        ceil_mode=module.ceil_mode, return_indices=True)
-
-
-def _max_pool_backward(module: nn.MaxPool2d, a: Tensor, R: Tensor, indices: Tensor) -> Tensor:
-    """Winner-takes-all through a max pool with the winners found in the forward pass (no recomputation)."""
-    stride = module.stride if module.stride is not None else module.kernel_size
-    layout = torch.channels_last if is_channels_last(a) else torch.contiguous_format
-    return torch.ops.aten.max_pool2d_with_indices_backward(
-        R.contiguous(memory_format=layout), a, _pair(module.kernel_size), _pair(stride), _pair(module.padding),
-        _pair(module.dilation), module.ceil_mode, indices)
+def _recording(step: Step, rules: Mapping[str, Rule] | None) -> Rule | None:
+    if rules is None or step.kind is not NodeKind.LAYER or not step.args_are_inputs:
+        return None
+    rule = rules.get(step.name)
+    return rule if rule is not None and rule.records_forward else None
 
 
 def forward(steps: list[Step], x: Tensor, keep: bool = True,
             recompute: frozenset[fx.Node] | set[fx.Node] = frozenset(),
-            pool_indices: dict[fx.Node, Tensor] | None = None) -> tuple[Tensor, dict[fx.Node, Any]]:
+            rules: Mapping[str, Rule] | None = None,
+            states: dict[fx.Node, Any] | None = None) -> tuple[Tensor, dict[fx.Node, Any]]:
     """Run the graph on ``x``; return its output and (if ``keep``) every intermediate value.
 
     Nodes in ``recompute`` are not kept once their last user has run, even with ``keep``: the
-    backward pass recomputes them on demand (:func:`cheap_nodes`). With ``pool_indices``, the
-    winners of every ``nn.MaxPool2d`` are kept there, so the backward pass need not recompute the pool
-    (recomputing it with autograd costs about six times as much as routing relevance by the indices).
+    backward pass recomputes them on demand (:func:`cheap_nodes`). With ``rules`` and ``states``, a
+    layer whose rule records the forward (``Rule.records_forward``) is run by :meth:`Rule.record`, and
+    what the rule keeps goes into ``states`` (e.g. the winners of a max pool).
     """
     env: dict[fx.Node, Any] = {}
     users_left = {s.node: len(s.node.users) for s in steps}
     out = None
     for step in steps:
-        if step.kind == "input":
+        if step.kind is NodeKind.INPUT:
             env[step.node] = x
-        elif step.kind == "output":
+        elif step.kind is NodeKind.OUTPUT:
             out = env[step.inputs[0]]
-        elif pool_indices is not None and step.kind == "layer" and type(step.module) is nn.MaxPool2d \
-                and len(step.inputs) == 1 and not step.node.kwargs:
-            env[step.node], pool_indices[step.node] = _max_pool_with_indices(step.module, env[step.inputs[0]])
         else:
-            env[step.node] = _run(step, _lookup(env))
+            rule = _recording(step, rules) if states is not None else None
+            recorded = None if rule is None else rule.record(step.module, [env[n] for n in step.inputs])
+            if recorded is not None:
+                env[step.node], states[step.node] = recorded  # type: ignore[index]
+            else:
+                env[step.node] = _run(step, _lookup(env))
         if not keep or recompute:
             for n in step.node.all_input_nodes:
                 users_left[n] -= 1
@@ -114,17 +122,22 @@ def forward(steps: list[Step], x: Tensor, keep: bool = True,
     return out, env
 
 
-def cheap_nodes(steps: list[Step]) -> set[fx.Node]:
+def cheap_nodes(steps: list[Step], rules: Mapping[str, Rule] | None = None) -> set[fx.Node]:
     """Nodes that cost less to recompute than to keep: activations and rearrangements of values.
 
     Keeping only the pre-activation ``z`` of a ``conv -> ReLU`` pair (the rules need ``z``, and the
     next layer's input ``relu(z)`` is recomputed when its rule runs) halves the memory of the
-    kept activations, as PyTorch's own in-place ReLU does for the gradient.
+    kept activations, as PyTorch's own in-place ReLU does for the gradient. A node is cheap when it is a
+    rearrangement or scaling, or when its rule passes relevance through (element-wise activations).
     """
     cheap = set()
     for s in steps:
-        if s.kind in ("pass", "move", "scale") or (s.kind == "layer" and isinstance(s.module, ACTIVATION_MODULES)):
+        if s.kind in (NodeKind.ACTIVATION, NodeKind.MOVE, NodeKind.SCALE):
             cheap.add(s.node)
+        elif s.kind is NodeKind.LAYER and rules is not None:
+            rule = rules.get(s.name)
+            if rule is not None and rule.passes_through and len(s.inputs) == 1:
+                cheap.add(s.node)
     return cheap
 
 
@@ -147,57 +160,32 @@ def prefers_channels_last(steps: list[Step], x: Tensor) -> bool:
     """
     if x.dim() != 4 or x.device.type != "cpu" or x.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
         return False
-    return any(s.kind == "layer" and type(s.module) is nn.Conv2d for s in steps)
-
-
-def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: Tensor,
-                    ctx: Context, by_node: Mapping[fx.Node, Step] | None = None,
-                    pool_indices: Mapping[fx.Node, Tensor] | None = None) -> tuple[Tensor | None, ...]:
-    kind = step.kind
-    if kind == "layer" and type(rule) is Pass and len(step.inputs) == 1:
-        return (R,)  # element-wise: relevance passes unchanged, no value needed
-    if kind in ("pass", "scale"):
-        return (R,) if len(step.inputs) == 1 else _unsplittable(step)
-    if by_node is not None:
-        for n in step.inputs:
-            _materialize(n, env, by_node)
-        if kind != "move":  # a move's backward needs its inputs only
-            _materialize(step.node, env, by_node)
-    inputs = [env[n] for n in step.inputs]
-    if kind == "layer":
-        assert rule is not None
-        if type(rule) is WinnerTakesAll and pool_indices and step.node in pool_indices:
-            return (_max_pool_backward(step.module, inputs[0], R, pool_indices.pop(step.node)),)
-        return rule.relevance(step.module, inputs, env[step.node], R, ctx)
-    op = op_of(step, env)
-    if kind == "move":
-        return vjp(op, inputs, R)
-    if kind == "sum":
-        rule = rule or _SUM_RULE
-        fast = _residual_add(step, rule, inputs, env[step.node], R)
-        return fast if fast is not None else rule.relevance(op, inputs, env[step.node], R, ctx)
-    if kind == "max":
-        return (rule or _MAX_RULE).relevance(op, inputs, env[step.node], R, ctx)
-    raise RuleError(f"no relevance rule for node {step.label} of kind {kind}.")  # pragma: no cover
-
-
-def _residual_add(step: Step, rule: Rule, inputs: list[Tensor], z: Tensor, R: Tensor) -> tuple[Tensor, ...] | None:
-    """``a + b`` under the proportional rule without recomputing the sum or a vector-Jacobian product.
-
-    ``R_a = a R / stab(z)``, ``R_b = b R / stab(z)`` with the stored output ``z``: what
-    :class:`~neon.rules.Proportional` computes for a residual addition, in a few element-wise passes.
-    """
-    if (type(rule) is not Proportional or not rule.stabilizer > 0 or step.node.target not in ADD_TARGETS
-            or step.node.kwargs or len(step.node.args) != 2 or list(step.node.args) != step.inputs
-            or any(t.shape != z.shape for t in inputs) or R.shape != z.shape):
-        return None
-    s = safe_divide(R, z, rule.stabilizer)
-    a, b = inputs
-    return a * s, s.mul_(b)
+    return any(s.kind is NodeKind.LAYER and type(s.module) is nn.Conv2d for s in steps)
 
 
 def _unsplittable(step: Step) -> tuple[Tensor | None, ...]:
     raise RuleError(f"{step.label} combines several tensors element-wise; neon cannot split its relevance.")
+
+
+def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: Tensor, ctx: Context,
+                    by_node: Mapping[fx.Node, Step]) -> tuple[Tensor | None, ...]:
+    kind = step.kind
+    if kind is NodeKind.SCALE:
+        return (R,) if len(step.inputs) == 1 else _unsplittable(step)
+    if kind is NodeKind.MOVE:
+        for n in step.inputs:
+            _materialize(n, env, by_node)
+        return vjp(op_of(step, env), [env[n] for n in step.inputs], R)
+    if rule is None:
+        raise RuleError(f"no relevance rule for node {step.label} ({kind}).")
+    if rule.passes_through:
+        return (R,) if len(step.inputs) == 1 else _unsplittable(step)
+    for n in step.inputs:
+        _materialize(n, env, by_node)
+    _materialize(step.node, env, by_node)
+    inputs = [env[n] for n in step.inputs]
+    op = step.module if kind is NodeKind.LAYER else op_of(step, env)
+    return rule.relevance(op, inputs, env[step.node], R, ctx)
 
 
 def propagate(
@@ -211,9 +199,10 @@ def propagate(
 ) -> Propagation:
     """Explain ``target`` (one index per sample; ``None``: the arg-max output) of the network at ``x``.
 
-    The initial relevance is the value of the explained output (THEORY.md section 1), minus
-    ``baseline`` (one value per sample, ``f(x~)`` of a reference point) when given: then the
-    explained value is ``f(x) - f(x~)``. ``channels_last`` runs the pass on channels-last images
+    The initial relevance is the value of the explained output (``docs/theory.md``, "Conventions"),
+    minus ``baseline`` (one value per sample, ``f(x~)`` of a reference point) when given: then the
+    explained value is ``f(x) - f(x~)``. ``rules`` holds the rule of every node of a kind that has one
+    (:meth:`neon.Network.assign_rules`). ``channels_last`` runs the pass on channels-last images
     (``None``: where :func:`prefers_channels_last` says so); the relevance comes back contiguous.
     """
     guard = getattr(steps[0].node.graph.owning_module, "neon_shared_weights", None) if steps else None
@@ -228,9 +217,9 @@ def propagate(
             x = x.contiguous(memory_format=torch.channels_last)
         elif channels_last is False:
             x = x.contiguous()
-        lazy = cheap_nodes(steps)
-        pool_indices: dict[fx.Node, Tensor] = {}
-        out, env = forward(steps, x, keep=True, recompute=lazy, pool_indices=pool_indices)
+        lazy = cheap_nodes(steps, rules)
+        states: dict[fx.Node, Any] = {}
+        out, env = forward(steps, x, keep=True, recompute=lazy, rules=rules, states=states)
         by_node = {s.node: s for s in steps}
         target = out.argmax(dim=1) if target is None else target
         target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
@@ -241,6 +230,7 @@ def propagate(
         relevance: dict[fx.Node, Tensor] = {
             output_step.inputs[0]: torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
         }
+        hints: dict[fx.Node, Any] = {}
         layers: dict[str, Tensor] | None = {} if record else None
         facts = layer_facts(steps, rules)
         result = None
@@ -251,17 +241,25 @@ def propagate(
                 continue
             if layers is not None:
                 layers[step.name] = R
-            if step.kind == "input":
+            if step.kind is NodeKind.INPUT:
                 result = R
                 continue
             known = facts.get(step.node)
-            step_ctx = ctx if known is None else replace(ctx, inputs_nonnegative=known.inputs_nonnegative,
-                                                         relevance_support=known.relevance_support)
-            r_in = _relevance_step(step, rules.get(step.name), env, R, step_ctx, by_node, pool_indices)
+            step_ctx = replace(ctx, hint=hints.pop(step.node, None), forward_state=states.pop(step.node, None))
+            if known is not None:
+                step_ctx.inputs_nonnegative = known.inputs_nonnegative
+                step_ctx.relevance_support = known.relevance_support
+            r_in = _relevance_step(step, rules.get(step.name), env, R, step_ctx, by_node)
             for node, r in zip(step.inputs, r_in):
                 if r is None:
                     continue
-                relevance[node] = relevance[node] + r if node in relevance else r
+                if node in relevance:  # fan-out: relevance is summed, a hint about one part no longer holds
+                    relevance[node] = relevance[node] + r
+                    hints.pop(node, None)
+                else:
+                    relevance[node] = r
+                    if step_ctx.emitted is not None and len(step.inputs) == 1:
+                        hints[node] = step_ctx.emitted
             env.pop(step.node, None)
         if result is None:
             result = torch.zeros_like(x)

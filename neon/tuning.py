@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
-from .composites import Composite
-from .explain import Explainer
+from .explainer import Explainer
 from .layers.affine import is_affine
 from .layers.top import LogOdds
 from .metrics import MetricResult, continuity, localization, pixel_flipping, region_perturbation
+from .propagate.kinds import NodeKind
+from .rules import Reference, ZBox
+from .rules.composites import Composite
 
 #: Values tried for each rule parameter; ``beta`` values are factors of the fitted stiffness.
 PARAMETER_GRID: dict[str, tuple[float, ...]] = {
@@ -107,8 +109,7 @@ def _numeric(value: Any) -> float | None:
 
 def _module_names(explainer: Explainer) -> dict[str, str]:
     net = explainer.network_
-    steps = [s for s in net.steps if s.kind in ("layer", "sum", "max")]
-    return {s.name: info.name for s, info in zip(steps, net.layer_infos())}
+    return {s.name: info.name for s, info in zip(net.rule_steps(), net.layer_infos())}
 
 
 def default_grid(explainer: Explainer, parameters: Mapping[str, Sequence[float]] | None = None) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def default_grid(explainer: Explainer, parameters: Mapping[str, Sequence[float]]
     base = explainer.composite_
     grid: dict[str, Any] = {"default": explainer.rules}
     net = explainer.network_
-    torch_affine = [s for s in net.steps if s.kind == "layer" and isinstance(s.module, (nn.Linear, nn.Conv1d,
+    torch_affine = [s for s in net.steps if s.kind is NodeKind.LAYER and isinstance(s.module, (nn.Linear, nn.Conv1d,
                                                                                          nn.Conv2d, LogOdds))]
     if torch_affine:
         for name in PRESETS:
@@ -143,10 +144,8 @@ def default_grid(explainer: Explainer, parameters: Mapping[str, Sequence[float]]
                                                           if not isinstance(getattr(rule, param), Tensor) else new})
             label = f"{param}={'x' if param in RELATIVE_PARAMETERS else ''}{v:g}"
             grid[label] = base.with_overrides(overrides)
-    first = next((s for s in net.steps if s.kind == "layer"), None)
+    first = next((s for s in net.steps if s.kind is NodeKind.LAYER), None)
     if first is not None and (is_affine(first.module) or isinstance(first.module, LogOdds)):
-        from .rules import Reference, ZBox
-
         name = names[first.name]
         grid["input Reference(mean)"] = base.with_overrides({name: Reference("mean")})
         grid["input Reference(0)"] = base.with_overrides({name: Reference(0.0)})

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..composites import Composite
 from ..exceptions import UnsupportedModelError
 from ..layers.kernel import RBFContrast
+from ..layers.pairs import class_pairs, oriented_pairs
 from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import SoftMin
-from ..rules.svc import SVCHybrid
+from ..rules.composites import Composite
 from ._registry import register_types
 
 try:  # scikit-learn is optional for neon as a whole
@@ -56,12 +56,6 @@ def _meta(model: Any) -> dict[str, Any]:
     }
 
 
-def _check_output(output: str | None, model: Any) -> None:
-    if output not in (None, "decision"):
-        raise ValueError(f"output={output!r} for {type(model).__name__}; its explained output is 'decision' "
-                         "(the only choice: SVMs have no probabilities of their own).")
-
-
 def ovo_pairs(model: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
     """libsvm's one-vs-one layout of a fitted ``SVC``, one entry per pair ``(a, b)``, ``a < b``.
 
@@ -78,19 +72,17 @@ def ovo_pairs(model: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     sign = -1.0 if k == 2 else 1.0
     starts = np.r_[0, np.cumsum(model.n_support_)]
     pairs = []
-    p = 0
-    for a in range(k):
-        for b in range(a + 1, k):
-            ia = np.arange(starts[a], starts[a + 1])
-            ib = np.arange(starts[b], starts[b + 1])
-            ca, cb = sign * dual[b - 1, ia], sign * dual[a, ib]
-            pairs.append((ia[ca != 0], ca[ca != 0], ib[cb != 0], cb[cb != 0], float(sign * intercept[p])))
-            p += 1
+    for p, (a, b) in enumerate(class_pairs(k)):
+        ia = np.arange(starts[a], starts[a + 1])
+        ib = np.arange(starts[b], starts[b + 1])
+        ca, cb = sign * dual[b - 1, ia], sign * dual[a, ib]
+        pairs.append((ia[ca != 0], ca[ca != 0], ib[cb != 0], cb[cb != 0], float(sign * intercept[p])))
     return pairs
 
 
-def _pair_rules(extra: list[tuple[Any, Any]] | None = None) -> Composite:
-    return Composite(by_type=list(extra or []) + [(ReduceMin, SoftMin(PAIR_BETA))], name="SVC")
+def _pair_rules() -> Composite:
+    # The pair layer keeps its registry default (SVCHybrid); the hard class minimum needs a stiffness.
+    return Composite(by_type=[(ReduceMin, SoftMin(PAIR_BETA))], name="SVC")
 
 
 def _rbf_network(model: Any) -> Network:
@@ -106,7 +98,7 @@ def _rbf_network(model: Any) -> Network:
     return Network.sequential(
         [("pairs", layer), ("pool", ReduceMin())],
         output_kind="decision",
-        default_rules=_pair_rules([(RBFContrast, SVCHybrid())]),
+        default_rules=_pair_rules(),
         chunk_size=4096,
         **_meta(model),
     )
@@ -114,19 +106,8 @@ def _rbf_network(model: Any) -> Network:
 
 def _oriented_linear(weight: np.ndarray, bias: np.ndarray, k: int) -> nn.Linear:
     """Pairwise affine units ``w_ab^T x + b_ab`` (``a < b``) in the ``(K, K - 1)`` layout, flattened."""
-    rows, offs = [], []
-    pair = {}
-    for a in range(k):
-        for b in range(a + 1, k):
-            pair[(a, b)] = len(pair)
-    for c in range(k):
-        for o in range(k):
-            if o == c:
-                continue
-            p, s = pair[(min(c, o), max(c, o))], (1.0 if c < o else -1.0)
-            rows.append(s * weight[p])
-            offs.append(s * bias[p])
-    return _linear(np.stack(rows), np.asarray(offs))
+    pair_of, sign = (t.reshape(-1).numpy() for t in oriented_pairs(k))
+    return _linear(sign[:, None] * weight[pair_of], sign * bias[pair_of])
 
 
 def _linear(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
@@ -154,7 +135,7 @@ def _linear_svc_network(model: Any) -> Network:
 if SVC is not None:
 
     @register_types(SVC, NuSVC, description="sklearn SVC / NuSVC (kernel 'rbf': NEON of Bley et al. 2025, binary "
-                                            "and one-vs-one; kernel 'linear': affine layer)")
+                                            "and one-vs-one; kernel 'linear': affine layer)", outputs=("decision",))
     def neuralize_svc(model: Any, output: str | None = None) -> Network:
         """An ``SVC`` (or ``NuSVC``) as a network whose arg-max is ``predict`` (THEORY.md section 4, "RBF SVC").
 
@@ -173,7 +154,6 @@ if SVC is not None:
             for ``kernel='rbf'`` and the pairwise decision function itself for ``kernel='linear'``.
         """
         check_is_fitted(model)
-        _check_output(output, model)
         kernel = model.kernel
         if callable(kernel) or kernel not in ("rbf", "linear"):
             what = "a callable kernel" if callable(kernel) else f"kernel={kernel!r}"
@@ -185,7 +165,8 @@ if SVC is not None:
             return _linear_svc_network(model)
         return _rbf_network(model)
 
-    @register_types(LinearSVC, description="sklearn LinearSVC (one affine layer, outputs decision_function)")
+    @register_types(LinearSVC, description="sklearn LinearSVC (one affine layer, outputs decision_function)",
+                    outputs=("decision",))
     def neuralize_linear_svc(model: Any, output: str | None = None) -> Network:
         """A ``LinearSVC`` as one affine layer.
 
@@ -193,7 +174,6 @@ if SVC is not None:
         Crammer-Singer): the ``K`` decision functions, whose arg-max is ``predict``.
         """
         check_is_fitted(model)
-        _check_output(output, model)
         coef = _as_dense(model.coef_)
         intercept = np.array(np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(), (coef.shape[0],)))
         if len(model.classes_) == 2:

@@ -23,11 +23,11 @@ import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils.validation import check_is_fitted
 
-from ..composites import Composite
 from ..layers.distance import CentroidContrast
 from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import Midpoint, SoftMin
+from ..rules.composites import Composite
 from ._registry import register_types
 
 #: Rows per internal batch: the per-chunk temporaries (``rows x K x (K-1)`` logits, ``rows x d``
@@ -41,14 +41,9 @@ def kmeans_rules(beta: float | str = "auto") -> Composite:
     return Composite(by_type=[(ReduceMin, SoftMin(beta)), (CentroidContrast, Midpoint())], name="kmeans")
 
 
-def _check_output(output: str | None) -> None:
-    if output not in (None, "cluster logit"):
-        raise ValueError(f"output={output!r} is not available for k-means; its only output is 'cluster logit' "
-                         "(use output=None).")
-
-
 @register_types(KMeans, MiniBatchKMeans,
-                description="KMeans, MiniBatchKMeans (cluster logits; NEON, Kauffmann et al. TNNLS 2022)")
+                description="KMeans, MiniBatchKMeans (cluster logits; NEON, Kauffmann et al. TNNLS 2022)",
+                outputs=("cluster logit",))
 def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = "auto",
                      **options: Any) -> Network:
     """Rewrite a fitted ``KMeans`` / ``MiniBatchKMeans`` as the network of cluster logits.
@@ -69,7 +64,6 @@ def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = 
         ``forward(x)`` is ``(n, K)``: ``f_c(x)`` for every cluster ``c``; ``argmax`` is ``model.predict(x)``.
     """
     check_is_fitted(model, "cluster_centers_")
-    _check_output(output)
     centers = np.asarray(model.cluster_centers_)
     dtype = torch.float64 if centers.dtype != np.float32 else torch.float32
     mu = torch.tensor(centers, dtype=dtype)  # a copy: the estimator's array is never shared

@@ -14,11 +14,14 @@ from typing import Any
 
 from torch import nn
 
-from .exceptions import RuleError
-from .graph import AVG_POOL_MODULES
-from .layers.affine import ChannelAffine, is_affine
-from .layers.top import LogOdds
-from .rules import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Proportional, Rule, ZBox, ZPlus
+from ..exceptions import RuleError
+from ..layers.affine import ChannelAffine, is_affine
+from ..layers.families import AVG_POOL_MODULES, CONV_MODULES
+from ..layers.top import LogOdds
+from ..propagate.kinds import NodeKind
+from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
+from .base import Rule
+from .sums import Proportional
 
 #: Type specifications a composite understands besides module classes.
 TYPE_SPECS = {
@@ -37,7 +40,7 @@ class LayerInfo:
 
     name: str
     module: Any
-    kind: str
+    kind: NodeKind
     affine_index: int | None = None
     n_affine: int = 0
 
@@ -49,7 +52,7 @@ class LayerInfo:
 def layer_category(module: Any) -> set[str]:
     """The type specifications a module matches."""
     cats: set[str] = set()
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+    if isinstance(module, CONV_MODULES):
         cats |= {"conv", "linear", "affine"}
     elif isinstance(module, (nn.Linear, LogOdds)):
         cats |= {"dense", "linear", "affine"}
@@ -60,7 +63,7 @@ def layer_category(module: Any) -> set[str]:
 
 def _matches(spec: Any, info: LayerInfo) -> bool:
     if isinstance(spec, str):
-        if spec in ("sum", "max"):
+        if spec in (NodeKind.SUM, NodeKind.MAX):
             return info.kind == spec
         if spec not in TYPE_SPECS:
             raise RuleError(f"unknown layer type {spec!r}; use a module class or one of {sorted(TYPE_SPECS)}.")
@@ -150,7 +153,7 @@ class Composite:
                 rules[info.name] = rule
         unknown = set(self.by_name) - {i.name for i in infos}
         if unknown:
-            names = ", ".join(sorted(i.name for i in infos if i.kind == "layer"))
+            names = ", ".join(sorted(i.name for i in infos if i.kind is NodeKind.LAYER))
             raise RuleError(f"no layer named {sorted(unknown)} in this network; its layers are: {names}.")
         return rules
 

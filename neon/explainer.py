@@ -9,14 +9,15 @@ import torch
 from torch import Tensor
 
 from ._arrays import ArrayInfo, as_tensor, compute_dtype, restore, restore_vector
-from .composites import resolve
+from .converters import neuralize
 from .exceptions import RuleError
 from .explanation import Explanation
 from .layers.affine import is_affine
 from .layers.top import LogOdds
 from .network import Network
-from .neuralize import neuralize
+from .propagate.kinds import NodeKind
 from .rules import Reference, Rule
+from .rules.composites import resolve
 
 
 class Explainer:
@@ -128,7 +129,7 @@ class Explainer:
     @staticmethod
     def _first_affine(network: Network) -> str:
         for s in network.steps:
-            if s.kind == "layer" and (is_affine(s.module) or isinstance(s.module, LogOdds)):
+            if s.kind is NodeKind.LAYER and (is_affine(s.module) or isinstance(s.module, LogOdds)):
                 return s.name
         raise RuleError("reference= needs a model whose first layer is affine (linear models, MLPs, CNNs).")
 

@@ -40,10 +40,10 @@ from sklearn.linear_model import (
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..composites import Composite, lrp0
-from ..exceptions import UnsupportedModelError
+from ..exceptions import OutputError, UnsupportedModelError
 from ..layers.top import LogOdds
 from ..network import Network
+from ..rules.composites import Composite, lrp0
 from ._registry import register_types
 
 CLASSIFIERS = (LogisticRegression, LogisticRegressionCV, SGDClassifier, RidgeClassifier, RidgeClassifierCV, Perceptron)
@@ -97,8 +97,6 @@ def _classifier_output(model: Any, output: str | None) -> str:
     probabilistic = _softmax_probabilities(model)
     if output is None:
         return "log-odds" if probabilistic else "logit"
-    if output not in ("log-odds", "logit"):
-        raise ValueError(f"output={output!r} for {type(model).__name__}; use 'log-odds' or 'logit'.")
     if output == "log-odds" and not probabilistic:
         if isinstance(model, SGDClassifier) and model.loss == "log_loss":
             why = "its predict_proba normalises one-vs-rest sigmoids, whose log-odds are not an exact network"
@@ -106,7 +104,7 @@ def _classifier_output(model: Any, output: str | None) -> str:
             why = "its predict_proba is a clipped linear function of the decision function, not a sigmoid"
         else:
             why = "it has no softmax/sigmoid probabilities"
-        raise UnsupportedModelError(
+        raise OutputError(
             f"output='log-odds' is not available for {type(model).__name__} ({why}); use output='logit' "
             "(the decision function). log-odds are supported for LogisticRegression and binary "
             "SGDClassifier(loss='log_loss')."
@@ -128,7 +126,8 @@ def _feature_names(model: Any) -> Sequence[str] | None:
 
 
 @register_types(*CLASSIFIERS, description="linear classifiers (LogisticRegression[CV] binary/multinomial, "
-                "SGDClassifier, RidgeClassifier[CV], Perceptron): one affine layer + log-odds top or logits")
+                "SGDClassifier, RidgeClassifier[CV], Perceptron): one affine layer + log-odds top or logits",
+                outputs=("log-odds", "logit"))
 def neuralize_linear_classifier(model: Any, output: str | None = None, **options: Any) -> Network:
     """A fitted linear classifier as one affine layer, under the log-odds top where probabilistic.
 
@@ -166,7 +165,7 @@ def neuralize_linear_classifier(model: Any, output: str | None = None, **options
 
 @register_types(*REGRESSORS, description="linear regressors (LinearRegression, Ridge[CV], Lasso[CV], "
                 "ElasticNet[CV], SGDRegressor, BayesianRidge, HuberRegressor): one affine layer, f(x) - f(x~) "
-                "with a reference point")
+                "with a reference point", outputs=("value",))
 def neuralize_linear_regressor(model: Any, output: str | None = None, **options: Any) -> Network:
     """A fitted single-output linear regressor as one affine layer ``f(x) = w^T x + b``.
 
@@ -176,8 +175,6 @@ def neuralize_linear_regressor(model: Any, output: str | None = None, **options:
     """
     _no_options(model, options)
     check_is_fitted(model)
-    if output not in (None, "value"):
-        raise ValueError(f"output={output!r} for the regressor {type(model).__name__}; use 'value' (or None).")
     coef = np.asarray(model.coef_, dtype=np.float64)
     if coef.ndim == 2 and coef.shape[0] != 1:
         raise UnsupportedModelError(

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..exceptions import UnsupportedModelError
-from ..graph import SUPPORTED_TEXT
 from ..layers.affine import ChannelAffine, batchnorm_scale_shift
 from ..layers.top import LogOdds
-from ..network import Network
+from ..network import SUPPORTED_TEXT, Network
+from ._registry import register
 
 _SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
 _SOFTMAX_FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
@@ -253,6 +253,8 @@ def _log_odds_top(gm: fx.GraphModule) -> None:
     gm.recompile()
 
 
+@register(lambda model: isinstance(model, nn.Module), description="torch.nn.Module traceable by torch.fx",
+          outputs=("logit", "log-odds"))
 def neuralize_module(
     model: nn.Module,
     output: str | None = None,
@@ -272,8 +274,6 @@ def neuralize_module(
         ends in a softmax (which is then removed), else ``"logit"``: neon cannot tell a
         classifier's logits from the outputs of a multi-output regressor.
     """
-    if output not in (None, "logit", "log-odds"):
-        raise ValueError(f"output={output!r} for a PyTorch model; use 'logit' or 'log-odds'.")
     try:
         clone, shared = _copy_sharing_weights(model)
     except Exception as err:  # noqa: BLE001 - any failure to copy means we cannot work safely

@@ -26,18 +26,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import fx
 
-from .graph import ADD_TARGETS, AVG_POOL_MODULES, MAX_POOL_MODULES, Step
-from .rules.base import Rule
-from .rules.pooling import Pass, WinnerTakesAll
+from ..layers.families import AVG_POOL_MODULES, MAX_POOL_MODULES, RELU_MODULES
+from ..rules.base import MIXED, POSITIVE, Rule
+from .graph import ADD_TARGETS, Step
+from .kinds import NodeKind
 
-#: ``R`` is zero wherever the layer's output is ``<= 0``.
-POSITIVE = "positive"
-#: The output feeds a sum (a residual branch): relevance on outputs of both signs is to be expected.
-MIXED = "mixed"
+__all__ = ["MIXED", "POSITIVE", "LayerFacts", "layer_facts"]
 
-_RELU_MODULES = (nn.ReLU, nn.ReLU6)
 _RELU_FUNCTIONS = {F.relu, torch.relu, F.relu6, "relu", "relu_"}
 
 
@@ -50,41 +47,38 @@ class LayerFacts:
 
 
 def _is_relu(step: Step) -> bool:
-    if step.kind == "layer":
-        return type(step.module) in _RELU_MODULES
-    return step.kind == "pass" and step.node.target in _RELU_FUNCTIONS
+    if step.kind is NodeKind.LAYER:
+        return type(step.module) in RELU_MODULES
+    return step.kind is NodeKind.ACTIVATION and step.node.target in _RELU_FUNCTIONS
 
 
 def _routes(step: Step, rule: Rule | None) -> bool:
-    """Relevance moves unchanged to input units holding the same value as the output unit."""
-    if step.kind in ("move", "scale"):
+    """Relevance moves unchanged to input units holding the same value as the output unit, and a zero
+    value stays a zero value (an element-wise map that only rectifiers are known to keep zero at zero)."""
+    if step.kind in (NodeKind.MOVE, NodeKind.SCALE):
         return True
-    if _is_relu(step):
-        return step.kind == "pass" or type(rule) is Pass
-    if step.kind == "max" and rule is None:
-        return True
-    return step.kind == "layer" and isinstance(step.module, MAX_POOL_MODULES) and type(rule) is WinnerTakesAll
+    if rule is None or not rule.routes:
+        return False
+    if step.kind is NodeKind.ACTIVATION or (step.kind is NodeKind.LAYER and rule.passes_through):
+        return _is_relu(step)
+    return step.kind is NodeKind.MAX or (step.kind is NodeKind.LAYER and isinstance(step.module, MAX_POOL_MODULES))
 
 
 def _zero_preserving(step: Step, rule: Rule | None) -> bool:
     """The relevance the step gives an input unit is zero wherever that unit's value is zero, whatever R is."""
-    if step.kind == "const":
+    if step.kind is NodeKind.CONST:
         return True
-    if step.kind == "sum" and rule is None:
-        return True  # the default proportional split: a_j * (...)
-    return step.kind in ("layer", "sum") and rule is not None and getattr(rule, "zero_preserving", False)
+    return step.kind in (NodeKind.LAYER, NodeKind.SUM) and rule is not None and rule.zero_preserving
 
 
 def _keeps_sign(step: Step) -> bool:
     """Non-negative inputs give a non-negative output."""
-    if step.kind == "sum" and step.node.target in ADD_TARGETS:
+    if step.kind is NodeKind.SUM and step.node.target in ADD_TARGETS:
         # a + b of tensors only: a constant or torch.add's alpha could make it negative
         return not step.node.kwargs and all(isinstance(a, fx.Node) for a in step.node.args)
-    if step.kind in ("move", "sum") or _is_relu(step):
+    if step.kind in (NodeKind.MOVE, NodeKind.SUM, NodeKind.MAX) or _is_relu(step):
         return True
-    if step.kind == "max":
-        return True
-    return step.kind == "layer" and isinstance(step.module, MAX_POOL_MODULES + AVG_POOL_MODULES)
+    return step.kind is NodeKind.LAYER and isinstance(step.module, MAX_POOL_MODULES + AVG_POOL_MODULES)
 
 
 def layer_facts(steps: list[Step], rules: Mapping[str, Rule]) -> dict[fx.Node, LayerFacts]:
@@ -93,7 +87,7 @@ def layer_facts(steps: list[Step], rules: Mapping[str, Rule]) -> dict[fx.Node, L
     for s in steps:
         if _is_relu(s):
             nonneg[s.node] = True
-        elif s.kind == "scale":
+        elif s.kind is NodeKind.SCALE:
             factor = [a for a in s.node.args if isinstance(a, (int, float))]
             nonneg[s.node] = (bool(s.inputs) and all(nonneg.get(n, False) for n in s.inputs)
                               and s.node.target in (operator.mul, operator.imul, torch.mul)
@@ -107,24 +101,24 @@ def layer_facts(steps: list[Step], rules: Mapping[str, Rule]) -> dict[fx.Node, L
             users[n].append(s)
     vanishes: dict[fx.Node, bool] = {}  # relevance at the node is zero wherever its value is zero
     for s in reversed(steps):
-        if s.kind == "output":
+        if s.kind is NodeKind.OUTPUT:
             vanishes[s.node] = False
             continue
         us = users[s.node]
         vanishes[s.node] = bool(us) and all(
-            u.kind != "output" and (_zero_preserving(u, rules.get(u.name))
+            u.kind is not NodeKind.OUTPUT and (_zero_preserving(u, rules.get(u.name))
                                     or (_routes(u, rules.get(u.name)) and vanishes[u.node]))
             for u in us)
 
     facts: dict[fx.Node, LayerFacts] = {}
     for s in steps:
-        if s.kind != "layer" or not s.inputs:
+        if s.kind is not NodeKind.LAYER or not s.inputs:
             continue
         us = users[s.node]
         support = None
         if len(us) == 1 and _is_relu(us[0]) and _routes(us[0], rules.get(us[0].name)) and vanishes[us[0].node]:
             support = POSITIVE
-        elif any(u.kind == "sum" for u in us):
+        elif any(u.kind is NodeKind.SUM for u in us):
             support = MIXED
         nn_inputs = all(nonneg[n] for n in s.inputs)
         if nn_inputs or support:
