@@ -3,8 +3,8 @@
 For each model and composite: explain the predicted class's log-odds on held-out samples, remove
 features most-relevant-first one at a time (replacing them by the training mean, or by zero),
 and track the explained log-odds. The score is the area under that curve, divided by the
-log-odds before any removal and averaged over samples (Samek et al., TNNLS 2017; THEORY.md
-section 5): **lower is better**. A random order is printed as the floor to beat.
+log-odds before any removal and averaged over samples (Samek et al., TNNLS 2017; docs/theory.md
+§5): **lower is better**. A random order is printed as the floor to beat.
 
 The replacement value changes rankings (known result): zero replacement favours gradient x input
 on shallow ReLU nets, mean replacement favours z^B / epsilon composites; a Reference(mean) input

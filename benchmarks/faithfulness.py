@@ -1,6 +1,6 @@
 """Faithfulness benchmark: neon (default and tuned rules) against the usual baselines, same functions.
 
-Tasks (THEORY.md section 5; issue 5), all trained inside the run on sklearn's bundled data:
+Tasks (docs/theory.md §5; issue 5), all trained inside the run on sklearn's bundled data:
 
 1. a small CNN on digits (8x8): pixel flipping (MoRF AUC of the log-odds) with zero, mean and blur
    replacement;

@@ -1,4 +1,4 @@
-"""Numeric helpers shared by the rules and layers (THEORY.md section 1)."""
+"""Numeric helpers shared by the rules and layers (docs/theory.md §1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import Tensor
 def stabilize(z: Tensor, epsilon: float | Tensor = 1e-6) -> Tensor:
     """Sign-matched stabiliser ``z + eps * sign(z)`` with ``sign(0) = +1``.
 
-    This is the convention of zennit's ``Stabilizer`` (THEORY.md section 1): it moves
+    This is the convention of zennit's ``Stabilizer`` (docs/theory.md §1): it moves
     every denominator away from zero in the direction it already points to.
     """
     if isinstance(epsilon, (int, float)) and epsilon == 0:

@@ -3,7 +3,7 @@
 Every function has the call shape of :func:`neon.explain`,
 ``baseline(model, X, target=None, ..., output=None) -> neon.Explanation``, and explains the same
 function as neon: the model is neuralized first, so a classifier's explained output is its
-log-odds (THEORY.md section 3), a k-means model's the cluster logit, and so on. Comparisons
+log-odds (docs/theory.md §3), a k-means model's the cluster logit, and so on. Comparisons
 between LRP and these baselines (``neon.metrics``, ``benchmarks/faithfulness.py``) therefore
 compare explanations of one function.
 

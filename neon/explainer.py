@@ -34,7 +34,7 @@ class Explainer:
         ``{module_name: rule}`` overriding single layers of the default.
     output
         The explained output: ``"log-odds"`` (default for probabilistic classifiers) or ``"logit"``;
-        ``None`` for the model's default (THEORY.md section 3).
+        ``None`` for the model's default (docs/theory.md §3).
     reference
         For models whose first layer is affine: ``None`` (the bias absorbs its share), ``"mean"``
         (the fit data mean; then a linear model's relevance equals SHAP's linear values), or an

@@ -29,7 +29,7 @@ class Explanation:
         ``(n,)`` the explained class / cluster / output index.
     absorbed
         ``(n,)`` ``output - relevance.sum()`` over the feature axes: what biases, stabilisers and
-        reference points took (THEORY.md section 1). Zero for exactly conservative rules.
+        reference points took (docs/theory.md §1). Zero for exactly conservative rules.
     data
         The explained inputs, as given.
     baseline

@@ -1,4 +1,4 @@
-"""Slow dense references for the LRP rules, written straight from THEORY.md section 2 (numpy, float64).
+"""Slow dense references for the LRP rules, written straight from docs/theory.md §2 (numpy, float64).
 
 Every rule is evaluated with the explicit ``n x in x out`` contribution tensor ``Z[n, j, k]``:
 ``R_j = sum_k Z_jk / stab(sum_j Z_jk + bias_k) R_k``. Convolutions are turned into their dense

@@ -60,7 +60,7 @@ def test_explain_csv_writes_the_in_process_relevance(files, wine):
     expected = neon.explain(km, Xn)
     assert header == list(X.columns)
     np.testing.assert_allclose(rel, expected.relevance, rtol=1e-12, atol=1e-9)
-    # cluster logits sum to the midpoint-rule relevance exactly (NEON, THEORY section 4)
+    # cluster logits sum to the midpoint-rule relevance exactly (NEON, docs/theory.md §4)
     mu = km.cluster_centers_
     d2 = ((Xn[:, None, :] - mu[None]) ** 2).sum(-1)
     c = km.predict(Xn)
@@ -253,7 +253,7 @@ def test_inspect_with_data_shows_the_fitted_soft_min_stiffness(files, wine, caps
     assert cli.main(["inspect", str(d / "km.joblib"), "--data", str(d / "wine.npy")]) == 0
     out = capsys.readouterr().out
     pool = next(line for line in out.splitlines() if "ReduceMin" in line)
-    # beta = 1 / mean f_c(x) over the fit data (THEORY.md section 4), f_c recomputed from the centroids
+    # beta = 1 / mean f_c(x) over the fit data (docs/theory.md §4), f_c recomputed from the centroids
     d2 = ((Xn[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1)
     c = km.predict(Xn)
     own = d2[np.arange(len(Xn)), c]

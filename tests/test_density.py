@@ -2,7 +2,7 @@
 
 The network's outlier score is checked against sklearn's ``score_samples`` / ``decision_function`` /
 ``predict`` and against a dense numpy reference; relevance against a per-sample reference written
-from THEORY.md section 4 (soft-min shares, then ``(x_i - x_ji)^2 / ||x - x_j||^2``).
+from docs/theory.md §4 (soft-min shares, then ``(x_i - x_ji)^2 / ||x - x_j||^2``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every supported PyTorch operation alone, in a small hand-written net, against a dense reference.
 
-The reference is written straight from THEORY.md section 2: each affine map (a layer, or a layer
+The reference is written straight from docs/theory.md §2: each affine map (a layer, or a layer
 with its BatchNorm, taken as one function) is turned into its dense ``(out, in)`` matrix by
 autograd, the contributions ``z_jk = a_j rho(w_jk)`` are formed explicitly and divided by their
 stabilised sum. It shares no code with neon's engine, graph or rules.

@@ -1,6 +1,6 @@
 """k-means NEON (Kauffmann et al., TNNLS 2022): exact logits, exact midpoint relevance, ground truth, bad input.
 
-References are written here from THEORY.md section 4 with numpy and sklearn's own ``transform``;
+References are written here from docs/theory.md §4 with numpy and sklearn's own ``transform``;
 they share no code with neon.
 """
 
@@ -39,7 +39,7 @@ def sklearn_logits(km, X: np.ndarray) -> np.ndarray:
 
 
 def dense_midpoint(X: np.ndarray, mu: np.ndarray, target: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Slow reference, one sample at a time, straight from the formula of THEORY.md section 4.
+    """Slow reference, one sample at a time, straight from the formula of docs/theory.md §4.
 
     ``h_k = ||x - mu_k||^2 - ||x - mu_c||^2``, ``f = min_k h_k``, ``p = softmin_beta(h)``,
     ``R_i = sum_{k != c} p_k f / h_k [(x_i - mu_k,i)^2 - (x_i - mu_c,i)^2]``.

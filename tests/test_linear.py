@@ -1,7 +1,7 @@
 """Linear models: exact forward, exact conservation with a reference, SHAP parity, bad input.
 
 References are independent of neon: sklearn's own decision_function / predict_proba / predict,
-shap.LinearExplainer, and dense numpy formulas written from THEORY.md sections 3 and 4.
+shap.LinearExplainer, and dense numpy formulas written from docs/theory.md §3 and §4.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def test_multiclass_logit_reference_equals_shap_per_class() -> None:
 
 
 def _dense_log_odds_relevance(W, b, X, target, x_ref=None):
-    """THEORY.md section 3 in numpy: soft-min over differences, then LRP-0 / reference per difference."""
+    """docs/theory.md §3 in numpy: soft-min over differences, then LRP-0 / reference per difference."""
     Z = X @ W.T + b
     out = np.zeros_like(X)
     for i, c in enumerate(target):

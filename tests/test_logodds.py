@@ -1,4 +1,4 @@
-"""The log-odds top (THEORY.md section 3): exact forward, soft-min redistribution, conservation."""
+"""The log-odds top (docs/theory.md §3): exact forward, soft-min redistribution, conservation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""neon.metrics against direct per-sample loops written from the definitions (THEORY.md section 5)."""
+"""neon.metrics against direct per-sample loops written from the definitions (docs/theory.md §5)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_default_composite_matches_dense_reference() -> None:
     explainer = neon.Explainer(model).fit(X)
     expl = explainer.explain(X)
     np.testing.assert_array_equal(model.classes_[expl.target], model.predict(X))
-    # Dense forward/backward from THEORY.md: log-odds top (soft-min over differences), then
+    # Dense forward/backward from docs/theory.md: log-odds top (soft-min over differences), then
     # epsilon(0.25 * RMS(z)) on the top and hidden layers, z^B with the fit data's box on the input layer.
     acts = _hidden(model, X)
     Wo, bo = model.coefs_[-1].T, model.intercepts_[-1]

@@ -1,7 +1,7 @@
 """SVC converters: RBF SVC (NEON of Bley et al. 2025), linear SVC and LinearSVC.
 
 References are independent of neon: sklearn's own ``decision_function``/``predict``, and a dense,
-slow implementation of THEORY.md section 4 ("RBF SVC") written with explicit ``n x n_SV x d``
+slow implementation of docs/theory.md §4 ("RBF SVC") written with explicit ``n x n_SV x d``
 broadcasting on a few samples, reading sklearn's libsvm attributes directly.
 """
 
@@ -42,7 +42,7 @@ BINARY = ["breast_cancer", "moons"]
 MULTI = ["iris", "wine", "classification"]
 
 
-# ---------------------------------------------------------------- dense reference (THEORY.md section 4)
+# ---------------------------------------------------------------- dense reference (docs/theory.md §4)
 def ref_pairs(model: SVC) -> list[dict]:
     """Every one-vs-one pair straight from sklearn's attributes, oriented so that f_ab > 0 votes for a."""
     k = len(model.classes_)

@@ -1,7 +1,7 @@
 """Real torchvision architectures (random weights, no downloads): exact forward, conservation, batch independence.
 
 Every model is float64 with non-trivial BatchNorm statistics, so that folding is really exercised.
-The conservation check is the independent one of THEORY.md section 5: with LRP-0 on every layer,
+The conservation check is the independent one of docs/theory.md §5: with LRP-0 on every layer,
 every bias and BatchNorm shift zero and exact (unstabilised) sums, relevance adds up to the logit.
 """
 

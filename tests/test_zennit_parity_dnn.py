@@ -1,7 +1,7 @@
 """Every preset equals zennit 0.5.1 (matching composite and canonizers) on vgg16_bn and resnet50.
 
 float64, random weights with non-trivial BatchNorm statistics, relative L2 error <= 1e-6. zennit is
-started from ``output * one_hot`` (the logit's value), neon's convention (THEORY.md section 1).
+started from ``output * one_hot`` (the logit's value), neon's convention (docs/theory.md §1).
 The VGG classifier heads are narrowed (same layers and names, 32 hidden units) to keep the test
 light; the convolutional trunks are torchvision's.
 

@@ -2,7 +2,7 @@
 
 Both models score a point by a weighted sum of Gaussian kernels around reference points ``x_j``.
 Kauffmann, Müller, Montavon, "Towards explaining anomalies: a deep Taylor decomposition of
-one-class models", Pattern Recognition 2020 (THEORY.md section 4) rewrite it as the outlier score
+one-class models", Pattern Recognition 2020 (docs/theory.md §4) rewrite it as the outlier score
 
 ``o(x) = -(1/gamma) log sum_j alpha_j exp(-gamma ||x - x_j||^2)``,  ``sum_j alpha_j = 1``,
 

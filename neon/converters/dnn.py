@@ -245,7 +245,7 @@ def _log_odds_top(gm: fx.GraphModule) -> None:
             and isinstance(gm.get_submodule(last.target), nn.Linear)):
         raise UnsupportedModelError(
             "output='log-odds' needs a model whose logits come from a final nn.Linear layer "
-            "(THEORY.md section 3); use output='logit' for this model."
+            "(docs/theory.md §3); use output='logit' for this model."
         )
     if _module_calls(gm, last.target) != 1:
         raise UnsupportedModelError("output='log-odds': the final nn.Linear is also used elsewhere in the model.")
@@ -270,7 +270,7 @@ def neuralize_module(
         An ``nn.Module`` that ``torch.fx`` can trace (no data-dependent control flow).
     output
         ``"logit"`` (explain the model's raw outputs) or ``"log-odds"`` (the final ``nn.Linear``
-        becomes the log-odds top of THEORY.md section 3). Default: ``"log-odds"`` when the model
+        becomes the log-odds top of docs/theory.md §3). Default: ``"log-odds"`` when the model
         ends in a softmax (which is then removed), else ``"logit"``: neon cannot tell a
         classifier's logits from the outputs of a multi-output regressor.
     """

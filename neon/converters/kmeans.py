@@ -5,7 +5,7 @@ The logit of cluster ``c`` is
 ``f_c(x) = min_{k != c} (||x - mu_k||^2 - ||x - mu_c||^2)``
 
 (Kauffmann, Esders, Ruff, Montavon, Müller, "From clustering to cluster explanations via neural
-networks", IEEE TNNLS 2022; THEORY.md section 4). It is positive exactly for the cluster that
+networks", IEEE TNNLS 2022; docs/theory.md §4). It is positive exactly for the cluster that
 ``KMeans.predict`` assigns and negative for every other cluster, so ``argmax_c f_c = predict(x)``.
 As a network: :class:`~neon.layers.CentroidContrast` (the ``K (K - 1)`` affine units
 ``h_ck = w_ck^T x + b_ck``, ``w_ck = 2 (mu_c - mu_k)``, ``b_ck = ||mu_k||^2 - ||mu_c||^2``) then

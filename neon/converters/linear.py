@@ -1,6 +1,6 @@
-"""Linear models as one affine layer (THEORY.md section 4, "Linear models").
+"""Linear models as one affine layer (docs/theory.md §4, "Linear models").
 
-Classifiers ``z = W x + b`` end in the log-odds top of THEORY.md section 3 when their
+Classifiers ``z = W x + b`` end in the log-odds top of docs/theory.md §3 when their
 probabilities are a softmax (or a sigmoid) of the decision function, otherwise the network
 outputs the decision function itself (``output="logit"``). Regressors are one affine layer
 ``f(x) = w^T x + b`` whose explained value is ``f(x) - f(x~)`` when the :class:`neon.Explainer` is

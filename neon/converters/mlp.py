@@ -1,7 +1,7 @@
-"""scikit-learn ReLU MLPs as networks (THEORY.md section 4, "ReLU MLPs").
+"""scikit-learn ReLU MLPs as networks (docs/theory.md §4, "ReLU MLPs").
 
 ``MLPClassifier`` / ``MLPRegressor`` with ``activation="relu"`` are exactly ``Linear -> ReLU -> ...
--> Linear``; a classifier ends in the log-odds top of THEORY.md section 3 (a binary one, whose
+-> Linear``; a classifier ends in the log-odds top of docs/theory.md §3 (a binary one, whose
 single output unit ``f`` feeds a sigmoid, as the logits ``[0, f]``). Other activations (tanh,
 logistic, identity) are not ReLU networks and are refused.
 
@@ -53,7 +53,7 @@ def _check_relu(model: Any) -> None:
     if model.activation != "relu":
         raise UnsupportedModelError(
             f"{type(model).__name__}(activation={model.activation!r}) is not a ReLU network; neon supports "
-            "MLPClassifier/MLPRegressor with activation='relu' only (THEORY.md section 4)."
+            "MLPClassifier/MLPRegressor with activation='relu' only (docs/theory.md §4)."
         )
 
 

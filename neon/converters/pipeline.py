@@ -1,4 +1,4 @@
-"""scikit-learn pipelines: affine preprocessing in front of any supported model (THEORY.md section 4).
+"""scikit-learn pipelines: affine preprocessing in front of any supported model (docs/theory.md §4).
 
 The preprocessing steps (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``, ``RobustScaler``,
 ``PCA``) compose to one affine map ``u = M x + c`` of the raw features ``x``. The final estimator

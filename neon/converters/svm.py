@@ -1,6 +1,6 @@
 """Support vector classifiers as networks: RBF ``SVC`` (NEON, Bley et al. 2025), linear ``SVC`` and ``LinearSVC``.
 
-RBF kernel (THEORY.md section 4): every one-vs-one class pair ``(a, b)`` becomes the log-ratio
+RBF kernel (docs/theory.md §4): every one-vs-one class pair ``(a, b)`` becomes the log-ratio
 ``g_ab = logsumexp_i(-gamma z_i) - logsumexp_j(-gamma z_j)`` of its two kernel sums
 (:class:`neon.layers.RBFContrast`), which has the sign of libsvm's pairwise decision function; the
 class value is ``f_c = min_{c' != c} g_cc'`` (:class:`neon.layers.ReduceMin`, hard minimum forward,
@@ -137,7 +137,7 @@ if SVC is not None:
     @register_types(SVC, NuSVC, description="sklearn SVC / NuSVC (kernel 'rbf': NEON of Bley et al. 2025, binary "
                                             "and one-vs-one; kernel 'linear': affine layer)", outputs=("decision",))
     def neuralize_svc(model: Any, output: str | None = None) -> Network:
-        """An ``SVC`` (or ``NuSVC``) as a network whose arg-max is ``predict`` (THEORY.md section 4, "RBF SVC").
+        """An ``SVC`` (or ``NuSVC``) as a network whose arg-max is ``predict`` (docs/theory.md §4, "RBF SVC").
 
         Parameters
         ----------

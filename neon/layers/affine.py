@@ -1,6 +1,6 @@
 """Affine layers and the view the LRP rules take of them.
 
-Every LRP rule for an affine layer (THEORY.md section 2) needs two operations with
+Every LRP rule for an affine layer (docs/theory.md §2) needs two operations with
 *modified* parameters ``rho(W), rho(b)``: the forward map ``z = rho(W) a + rho(b)`` and its
 transpose ``c = rho(W)^T s`` (the vector-Jacobian product of the forward). :class:`AffineView`
 provides both for ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` and :class:`ChannelAffine`, so the

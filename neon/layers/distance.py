@@ -1,4 +1,4 @@
-"""Squared-distance layers: the first layer of every NEON distance model (THEORY.md section 4)."""
+"""Squared-distance layers: the first layer of every NEON distance model (docs/theory.md §4)."""
 
 from __future__ import annotations
 

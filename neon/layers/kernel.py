@@ -1,4 +1,4 @@
-"""The RBF SVC as a NEON layer: one log-ratio unit per one-vs-one class pair (THEORY.md section 4).
+"""The RBF SVC as a NEON layer: one log-ratio unit per one-vs-one class pair (docs/theory.md §4).
 
 Bley, Kauffmann, Krug, Müller, Montavon, "Fast and accurate explanations of distance-based
 classifiers" (2025). For a class pair ``(a, b)`` the libsvm decision function is

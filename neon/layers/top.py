@@ -1,4 +1,4 @@
-"""The top layer of a classifier: log-odds as an exact two-layer network (THEORY.md section 3)."""
+"""The top layer of a classifier: log-odds as an exact two-layer network (docs/theory.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Explanation quality, measured: the four properties of the seed (THEORY.md section 5).
+"""Explanation quality, measured: the four properties of the seed (docs/theory.md §5).
 
 =====================  =====================================================  ==================
 metric                 what it measures                                       better

@@ -1,4 +1,4 @@
-"""Conservation (THEORY.md section 5): does the relevance add up to the explained output?"""
+"""Conservation (docs/theory.md §5): does the relevance add up to the explained output?"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Continuity (THEORY.md section 5): do nearby inputs get nearby explanations?"""
+"""Continuity (docs/theory.md §5): do nearby inputs get nearby explanations?"""
 
 from __future__ import annotations
 

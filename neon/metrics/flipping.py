@@ -1,4 +1,4 @@
-"""Selectivity: pixel / feature flipping and region perturbation (THEORY.md section 5).
+"""Selectivity: pixel / feature flipping and region perturbation (docs/theory.md §5).
 
 Pixel flipping (Bach et al., PLOS ONE 2015): remove the input features in the order of their
 relevance, most relevant first (MoRF) or least relevant first (LeRF), and track the explained

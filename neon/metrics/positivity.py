@@ -1,4 +1,4 @@
-"""Positivity (THEORY.md section 5): how much relevance mass is negative?"""
+"""Positivity (docs/theory.md §5): how much relevance mass is negative?"""
 
 from __future__ import annotations
 

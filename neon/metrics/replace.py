@@ -1,6 +1,6 @@
 """What "removing" a feature means: the replacement values of the perturbation metrics.
 
-The replacement decides the ranking of explanation methods (THEORY.md section 5), so every
+The replacement decides the ranking of explanation methods (docs/theory.md §5), so every
 flipping score carries the description returned by :func:`replacement`.
 """
 

@@ -1,10 +1,10 @@
 """LRP rules for affine layers (Linear, Conv1d, Conv2d, ChannelAffine, the log-odds top).
 
-Each rule is the generic rule of THEORY.md section 2,
+Each rule is the generic rule of docs/theory.md §2,
 ``R_j = sum_k a_j rho(w_jk) / stab(sum_{0,j} a_j rho(w_jk)) R_k``, implemented in four steps:
 forward with modified parameters, element-wise division, one transposed map (a vector-Jacobian
 product that reuses no autograd graph), element-wise product. Bias handling follows zennit 0.5.1
-exactly (THEORY.md section 2, "Biases").
+exactly (docs/theory.md §2, "Biases").
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class AffineRule(Rule):
 
     Subclasses implement :meth:`affine` on an :class:`~neon.layers.AffineView`; the same code
     then serves dense, convolutional and per-channel layers, and the difference layer of the
-    log-odds top (THEORY.md section 3), which is evaluated per explained class.
+    log-odds top (docs/theory.md §3), which is evaluated per explained class.
     """
 
     stabilizer: float = 1e-6
@@ -113,7 +113,7 @@ class AffineRule(Rule):
 
 
 def log_odds_relevance(rule: AffineRule, op: LogOdds, a: Tensor, R: Tensor, ctx: Context) -> Tensor:
-    """Backward through the log-odds top (THEORY.md section 3).
+    """Backward through the log-odds top (docs/theory.md §3).
 
     For the explained class ``c`` the log-odds ``eta_c`` is redistributed over the differences
     ``h_c' = z_c - z_c'`` with soft-min weights (stiffness 1), ``R_c' = softmin(h)_c' eta_c``,

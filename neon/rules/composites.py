@@ -2,7 +2,7 @@
 
 A composite assigns rules by module name, by position among the affine layers (first / lower /
 middle / top), and by layer type, in that order of precedence. The presets are named and
-defined as in zennit 0.5.1 (THEORY.md section 2) so that results can be compared one to one;
+defined as in zennit 0.5.1 (docs/theory.md §2) so that results can be compared one to one;
 ``lrp0``, ``epsilon`` and :class:`Overview` are neon's own.
 """
 

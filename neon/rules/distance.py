@@ -36,7 +36,7 @@ class Distance(Rule):
         xc = x - op.center
         d = op.distances(x)
         # A point at (numerically) zero distance has no feature differences to share its relevance
-        # with: it gets none, and what it held is reported as absorbed (THEORY.md section 1).
+        # with: it gets none, and what it held is reported as absorbed (docs/theory.md §1).
         noise = _DIST_RTOL * ((xc * xc).sum(-1, keepdim=True) + op.points_sq)
         s = torch.where(d > noise, R / d.clamp_min(torch.finfo(d.dtype).tiny), torch.zeros_like(R))
         p = op.centered
@@ -82,7 +82,7 @@ class Midpoint(Rule):
         and one fused multiply-add per feature (the closed form of Kauffmann et al., TNNLS 2022).
         """
         n, k = x.shape[0], op.centroids.shape[0]
-        # 0/0 := 0: a unit on its hyperplane (h = 0) has nothing to give (THEORY.md section 1).
+        # 0/0 := 0: a unit on its hyperplane (h = 0) has nothing to give (docs/theory.md §1).
         a = safe_divide(hint.row_relevance, hint.input_row)
         q = torch.zeros(n, k, dtype=a.dtype, device=a.device)
         q.scatter_(1, op.competitors[hint.rows], a).scatter_(1, hint.rows.view(-1, 1), -a.sum(-1, keepdim=True))

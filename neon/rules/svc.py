@@ -1,7 +1,7 @@
 """Rules for the RBF SVC layer (:class:`neon.layers.RBFContrast`): midpoint, gradient x input, hybrid.
 
 Bley, Kauffmann, Krug, Müller, Montavon, "Fast and accurate explanations of distance-based
-classifiers" (2025); THEORY.md section 4. For one class pair with soft-min weights ``p+`` over the
+classifiers" (2025); docs/theory.md §4. For one class pair with soft-min weights ``p+`` over the
 terms of the positive side and ``p-`` over the negative side (``beta = gamma``, the intercept's
 virtual support vector included in the normalisation but contributing no distance), the pair's
 value ``g`` is decomposed over the input features ``d`` as
@@ -10,7 +10,7 @@ value ``g`` is decomposed over the input features ``d`` as
 - gradient x input:  ``m_d = gamma x_d 2 (sum_i p_i+ x_id - sum_j p_j- x_jd)``
 - hybrid (default):  ``(1 - eta) GI + eta midpoint``
 
-THEORY.md writes these for ``g / gamma``; neon multiplies by ``gamma`` so that relevance and the
+docs/theory.md writes these for ``g / gamma``; neon multiplies by ``gamma`` so that relevance and the
 explained value ``g`` (a log-ratio of kernel sums) have the same units. The midpoint sum is exactly
 ``g - B`` with ``B = sum_i p_i+ log|alpha_i| - sum_j p_j- log|alpha_j| + H(p+) - H(p-)`` (``H`` the
 entropy, the virtual support vector counted with ``log|b|``): what the log-coefficients and the
@@ -148,7 +148,7 @@ class SVCGradientInput(SVCHybrid):
 
     ``R_d = gamma x_d 2 (sum_i p_i+ x_id - sum_j p_j- x_jd)``: exactly ``x * grad g`` when the intercept is
     zero; with an intercept, ``grad g`` has an extra ``2 gamma (P- - P+) x`` from the virtual support vector's
-    weight, which this rule (as THEORY.md) leaves out.
+    weight, which this rule (as docs/theory.md) leaves out.
     """
 
     name = "svc-gradient-x-input"
