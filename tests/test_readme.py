@@ -14,8 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+def _ten_lines(text: str) -> str:
+    return re.search(r"## Ten lines\n\n```python\n(.*?)```", text, re.S).group(1)
+
+
+def test_readme_and_docs_index_show_the_same_ten_lines() -> None:
+    assert _ten_lines((ROOT / "docs" / "index.md").read_text()) == _ten_lines(README)
+
+
 def test_ten_line_example_runs_and_explains_the_clusters() -> None:
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    code = _ten_lines(README)
     assert len([line for line in code.splitlines() if line.strip()]) <= 12
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README example itself
