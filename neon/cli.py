@@ -21,9 +21,12 @@ import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DATA_FORMATS = (".csv", ".npy", ".parquet")
 
@@ -275,7 +278,8 @@ def _save_plot(path: str, parts: list, X: np.ndarray, names: list[str] | None) -
         rules=first.rules,
     )
     ax = explanation(expl)
-    fig = (ax if isinstance(ax, matplotlib.axes.Axes) else np.ravel(ax)[0]).figure
+    # the axes of a new figure: their figure is a Figure, not a SubFigure
+    fig = cast("Figure", (ax if isinstance(ax, matplotlib.axes.Axes) else np.ravel(ax)[0]).figure)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

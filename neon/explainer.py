@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -117,7 +117,7 @@ class Explainer:
         self.baseline_ = None
         if self.reference is not None:
             name = self._first_affine(network)
-            ref = rules[name].reference
+            ref = cast(Reference, rules[name]).reference  # set by _with_reference
             self.reference_ = torch.as_tensor(ref, dtype=network.dtype)
             shape = (1,) + (tuple(network.input_shape) if network.input_shape else tuple(self.reference_.shape))
             x_ref = self.reference_.expand(shape) if self.reference_.dim() <= len(shape) else self.reference_
@@ -205,13 +205,18 @@ class Explainer:
                 target_names=network.target_names, output_kind=network.output_kind, rules=rules_desc,
             )
         chunk = self.batch_size or network.chunk_size or n
+        relevance: Tensor | None
+        val: list[Tensor]
+        tgt: list[Tensor]
+        layers: dict[str, list[Tensor]] | None
         relevance, val, tgt, layers = None, [], [], {} if record else None
         for start in range(0, n, chunk):
             xb = xc[start:start + chunk]
             # The default target (arg-max) comes from propagate's own forward pass: no second forward.
             tb = None if target is None and self.baseline_ is None else self._targets(net, xb, target, start, n)
-            # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from.
-            bb = None if self.baseline_ is None else self.baseline_.to(device=tb.device).gather(0, tb)
+            # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from
+            # (tb is set whenever there is a baseline).
+            bb = None if self.baseline_ is None else self.baseline_.to(device=cast(Tensor, tb).device).gather(0, tb)
             p = net.propagate(xb, tb, self._rules_for(net), record=record, baseline=bb)
             # Chunks go straight into one preallocated result, so each chunk's memory is reused.
             if chunk >= n:
@@ -221,8 +226,10 @@ class Explainer:
                     relevance = p.relevance.new_empty((n,) + tuple(p.relevance.shape[1:]))
                 relevance[start:start + len(xb)] = p.relevance
             val.append(p.value)
+            assert p.target is not None  # propagate always returns the explained target
             tgt.append(p.target)
             if record:
+                assert layers is not None and p.layers is not None  # record=True
                 for k, v in p.layers.items():
                     layers.setdefault(k, []).append(v)
         value = torch.cat(val)
@@ -231,6 +238,7 @@ class Explainer:
         if self.baseline_ is not None:
             baseline = self.baseline_.to(value).gather(0, targets.to(value.device))
         explained = value - baseline
+        assert relevance is not None  # n > 0
         absorbed = explained - relevance.reshape(n, -1).sum(1)
         return Explanation(
             relevance=restore(relevance, info),

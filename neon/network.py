@@ -36,7 +36,7 @@ class Network(nn.Module):
     Parameters
     ----------
     graph_module
-        The graph. Its modules must be neon layers or supported torch layers (see ``neon.graph``).
+        The graph. Its modules must be neon layers or supported torch layers (see :mod:`neon.propagate.graph`).
     output_kind
         What the outputs are: one of ``"log-odds"``, ``"logit"``, ``"value"``, ``"decision"``,
         ``"cluster logit"``, ``"outlier score"``.

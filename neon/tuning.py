@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch import Tensor, nn
@@ -139,7 +139,7 @@ def default_grid(explainer: Explainer, parameters: Mapping[str, Sequence[float]]
         for v in values:
             overrides = {}
             for node, rule in carriers.items():
-                new = v * _numeric(getattr(rule, param)) if param in RELATIVE_PARAMETERS else v
+                new = v * cast(float, _numeric(getattr(rule, param))) if param in RELATIVE_PARAMETERS else v
                 overrides[names[node]] = rule._replace(**{param: type(getattr(rule, param))(new)
                                                           if not isinstance(getattr(rule, param), Tensor) else new})
             label = f"{param}={'x' if param in RELATIVE_PARAMETERS else ''}{v:g}"

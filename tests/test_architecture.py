@@ -181,8 +181,9 @@ def test_plot_is_an_attribute_and_loads_matplotlib_only_then() -> None:
 
 
 def test_layers_export_only_what_networks_are_built_from() -> None:
-    import neon.layers
     from torch import nn
+
+    import neon.layers
 
     for name in neon.layers.__all__:
         obj = getattr(neon.layers, name)

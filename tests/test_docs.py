@@ -1,4 +1,4 @@
-"""Documentation: the site builds strictly and offline, the API reference comes from the docstrings, pictures are tracked."""
+"""Documentation: the site builds strictly and offline from the docstrings and notebooks; pictures are tracked."""
 
 import re
 import shutil

@@ -12,7 +12,7 @@ import copy
 import operator
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -128,7 +128,7 @@ def _is_inplace(gm: fx.GraphModule, node: fx.Node) -> bool:
     if not node.args or not isinstance(node.args[0], fx.Node):
         return False
     if node.op == "call_module":
-        module = gm.get_submodule(node.target)
+        module = gm.get_submodule(str(node.target))
         return bool(getattr(module, "inplace", False)) and not isinstance(module, nn.modules.dropout._DropoutNd)
     if node.op == "call_function":
         return node.target in _INPLACE_FUNCTIONS or node.kwargs.get("inplace") is True
@@ -169,9 +169,9 @@ def fold_batchnorm(gm: fx.GraphModule) -> None:
         scale, shift = batchnorm_scale_shift(bn)
         prev = node.args[0]
         if (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1
-                and _module_calls(gm, prev.target) == 1
-                and isinstance(gm.get_submodule(prev.target), (nn.Linear, nn.Conv1d, nn.Conv2d))):
-            layer = gm.get_submodule(prev.target)
+                and _module_calls(gm, str(prev.target)) == 1
+                and isinstance(gm.get_submodule(str(prev.target)), (nn.Linear, nn.Conv1d, nn.Conv2d))):
+            layer = cast("nn.Linear | nn.Conv1d | nn.Conv2d", gm.get_submodule(str(prev.target)))  # checked above
             _fold_after(layer, scale, shift)
             node.replace_all_uses_with(prev)
             gm.graph.erase_node(node)
@@ -187,7 +187,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> None:
     gm.recompile()
 
 
-def _fold_after(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
+def _fold_after(layer: nn.Linear | nn.Conv1d | nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> None:
     """``bn(layer(x))`` as one layer: ``w' = s w``, ``b' = s b + t``."""
     w = layer.weight.detach()
     shape = (-1,) + (1,) * (w.dim() - 1)
@@ -198,9 +198,9 @@ def _fold_after(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> N
 
 def _fold_before(gm: fx.GraphModule, user: fx.Node, scale: torch.Tensor, shift: torch.Tensor) -> bool:
     """``layer(bn(x))`` as one layer, exact for nn.Linear and unpadded convolutions."""
-    if user.op != "call_module" or _module_calls(gm, user.target) != 1:
+    if user.op != "call_module" or _module_calls(gm, str(user.target)) != 1:
         return False
-    layer = gm.get_submodule(user.target)
+    layer = gm.get_submodule(str(user.target))
     if isinstance(layer, nn.Linear):
         if layer.in_features != scale.numel():
             return False
@@ -226,12 +226,12 @@ def _strip_softmax(gm: fx.GraphModule) -> bool:
     last = out.args[0]
     if not isinstance(last, fx.Node):
         return False
-    is_softmax = (last.op == "call_module" and isinstance(gm.get_submodule(last.target), _SOFTMAX_MODULES)) or (
+    is_softmax = (last.op == "call_module" and isinstance(gm.get_submodule(str(last.target)), _SOFTMAX_MODULES)) or (
         last.op == "call_function" and last.target in _SOFTMAX_FUNCTIONS) or (
         last.op == "call_method" and last.target in ("softmax", "log_softmax"))
     if not is_softmax:
         return False
-    last.replace_all_uses_with(last.args[0])
+    last.replace_all_uses_with(cast(fx.Node, last.args[0]))  # the softmax's input
     gm.graph.erase_node(last)
     gm.graph.lint()
     gm.recompile()
@@ -242,14 +242,14 @@ def _log_odds_top(gm: fx.GraphModule) -> None:
     out = next(n for n in gm.graph.nodes if n.op == "output")
     last = out.args[0]
     if not (isinstance(last, fx.Node) and last.op == "call_module"
-            and isinstance(gm.get_submodule(last.target), nn.Linear)):
+            and isinstance(gm.get_submodule(str(last.target)), nn.Linear)):
         raise UnsupportedModelError(
             "output='log-odds' needs a model whose logits come from a final nn.Linear layer "
             "(docs/theory.md §3); use output='logit' for this model."
         )
-    if _module_calls(gm, last.target) != 1:
+    if _module_calls(gm, str(last.target)) != 1:
         raise UnsupportedModelError("output='log-odds': the final nn.Linear is also used elsewhere in the model.")
-    _set_submodule(gm, last.target, LogOdds(gm.get_submodule(last.target)))
+    _set_submodule(gm, str(last.target), LogOdds(cast(nn.Linear, gm.get_submodule(str(last.target)))))
     gm.recompile()
 
 
@@ -295,7 +295,8 @@ def neuralize_module(
             "built from supported layers. " + SUPPORTED_TEXT
         ) from err
     gm = fx.GraphModule(clone, graph, class_name=type(model).__name__)
-    gm.neon_shared_weights = shared  # checked by the engine before every propagation
+    # nn.Module.__setattr__ is typed for tensors and modules only; plain attributes are allowed
+    gm.neon_shared_weights = shared  # type: ignore[assignment]  # checked by the engine before every propagation
     resolve_inplace(gm)
     fold_batchnorm(gm)
     had_softmax = _strip_softmax(gm)

@@ -131,7 +131,7 @@ class AffineChain:
 
 
 # ---------------------------------------------------------------------- joining to the final network
-def _first_affine_node(gm: fx.GraphModule) -> tuple[fx.Node, nn.Module] | None:
+def _first_affine_node(gm: fx.GraphModule) -> tuple[fx.Node, nn.Linear | LogOdds] | None:
     """The node consuming the input when it is the only consumer, an affine layer, and called once."""
     ph = next(n for n in gm.graph.nodes if n.op == "placeholder")
     users = list(ph.users)

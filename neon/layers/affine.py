@@ -214,7 +214,7 @@ def _channel_view(module: ChannelAffine) -> AffineView:
 AFFINE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, ChannelAffine)
 
 
-def is_affine(module: nn.Module) -> bool:
+def is_affine(module: object) -> bool:
     """Whether ``module`` is one of the affine layers the LRP rules apply to."""
     return isinstance(module, AFFINE_TYPES)
 

@@ -17,6 +17,9 @@ class FeatureAffine(nn.Module):
     feature ``i``.
     """
 
+    scale: Tensor
+    shift: Tensor
+
     def __init__(self, scale: Tensor, shift: Tensor):
         super().__init__()
         self.register_buffer("scale", scale.detach().clone())
@@ -33,6 +36,10 @@ class AffineProjection(nn.Module):
     """Affine map ``u = M x + c`` of the raw features (PCA and scalers), explained at a root point ``x0``.
 
     Its default rule is :class:`neon.rules.RootPoint`."""
+
+    weight: Tensor
+    bias: Tensor
+    root: Tensor
 
     def __init__(self, weight: Tensor, bias: Tensor, root: Tensor):
         super().__init__()

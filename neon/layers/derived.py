@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Hashable
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -35,7 +36,9 @@ def derived(source: Tensor, key: Hashable, make: Callable[[], Tensor]) -> Tensor
     if hit is not None and hit[0]() is source and hit[1] == source._version:
         return hit[2]
     value = make()
-    _CACHE[k] = (weakref.ref(source, lambda _, k=k: _CACHE.pop(k, None)), source._version, value)
+    # the cast only types the callback: mypy cannot infer a lambda with a default argument
+    drop = cast("Callable[[weakref.ref[Tensor]], object]", lambda _, k=k: _CACHE.pop(k, None))
+    _CACHE[k] = (weakref.ref(source, drop), source._version, value)
     return value
 
 

@@ -23,6 +23,12 @@ class SquaredDistance(nn.Module):
     ``o_j = -log(alpha_j) / gamma`` (Kauffmann et al., Pattern Recognition 2020).
     """
 
+    points: Tensor
+    center: Tensor
+    centered: Tensor
+    points_sq: Tensor
+    offset: Tensor
+
     def __init__(self, points: Tensor, offset: Tensor | None = None):
         super().__init__()
         points = torch.as_tensor(points)
@@ -60,6 +66,12 @@ class CentroidContrast(nn.Module):
     ``w_ck = 2 (mu_c - mu_k)`` and ``b_ck = ||mu_k||^2 - ||mu_c||^2``, evaluated through the
     ``n x K`` distances rather than ``K (K - 1)`` weight vectors.
     """
+
+    centroids: Tensor
+    centroids_sq: Tensor
+    midpoint_basis: Tensor
+    competitors: Tensor
+    selection: Tensor
 
     def __init__(self, centroids: Tensor):
         super().__init__()

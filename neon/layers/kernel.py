@@ -64,6 +64,23 @@ class RBFContrast(nn.Module):
         ``K``.
     """
 
+    support_vectors: Tensor
+    center: Tensor
+    sv_centered: Tensor
+    sv_sq: Tensor
+    sv_class: Tensor
+    pos_coef: Tensor
+    neg_coef: Tensor
+    pair_a: Tensor
+    pair_b: Tensor
+    pos_bias: Tensor
+    neg_bias: Tensor
+    has_pos: Tensor
+    has_neg: Tensor
+    competitors: Tensor
+    pair_of: Tensor
+    sign: Tensor
+
     def __init__(self, support_vectors: Tensor, gamma: float, pos_coef: Tensor, neg_coef: Tensor,
                  intercept: Tensor, sv_class: Tensor, n_classes: int):
         super().__init__()

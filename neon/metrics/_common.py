@@ -83,6 +83,7 @@ def attributions_of(source: Any, X: Any, target: Any) -> tuple[Tensor, Tensor | 
             raise ValueError(f"the explainer returned {type(expl).__name__}, not a neon.Explanation.")
     elif isinstance(source, Explanation):
         expl = source
+    tgt: Tensor | None
     if expl is not None:
         rel = to_tensor(expl.relevance, "relevance")
         tgt = torch.as_tensor(to_numpy(expl.target)).long()

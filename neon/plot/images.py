@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -216,10 +216,12 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     """
     from ..explainer import Explainer
 
-    if len(to_numpy(x)) != 1:
-        raise ValueError(f"rules_comparison explains one input of shape (1, ...); got {len(to_numpy(x))} samples.")
+    if len(cast(np.ndarray, to_numpy(x))) != 1:  # x is an input, never None
+        raise ValueError("rules_comparison explains one input of shape (1, ...); "
+                         f"got {len(cast(np.ndarray, to_numpy(x)))} samples.")
     rules = default_comparison_rules() if rules is None else dict(rules)
     n = len(rules) + int(show_input)
+    axes: np.ndarray | list[Axes]
     if ax is None:
         _, axes = plt.subplots(1, n, figsize=(size * n, size * 1.1), squeeze=False)
         axes = list(axes.ravel())

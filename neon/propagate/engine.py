@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, fx, nn
@@ -44,7 +44,7 @@ def _lookup(env: Mapping[fx.Node, Any], sub: Mapping[fx.Node, Any] | None = None
 
 
 def _run(step: Step, look: Callable[[fx.Node], Any]) -> Any:
-    args = fx.node.map_arg(step.node.args, look)
+    args: tuple[Any, ...] = fx.node.map_arg(step.node.args, look)  # the nodes' values, no longer fx arguments
     kwargs = fx.node.map_arg(step.node.kwargs, look)
     if step.kind is NodeKind.LAYER:
         assert step.module is not None
@@ -184,7 +184,7 @@ def _relevance_step(step: Step, rule: Rule | None, env: dict[fx.Node, Any], R: T
         _materialize(n, env, by_node)
     _materialize(step.node, env, by_node)
     inputs = [env[n] for n in step.inputs]
-    op = step.module if kind is NodeKind.LAYER else op_of(step, env)
+    op = cast(nn.Module, step.module) if kind is NodeKind.LAYER else op_of(step, env)
     return rule.relevance(op, inputs, env[step.node], R, ctx)
 
 

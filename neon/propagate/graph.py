@@ -24,7 +24,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +70,9 @@ _SUM_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     F.avg_pool1d: F.avg_pool1d, F.avg_pool2d: F.avg_pool2d,
     F.adaptive_avg_pool1d: F.adaptive_avg_pool1d, F.adaptive_avg_pool2d: F.adaptive_avg_pool2d,
 }
-_SUM_METHODS = {"add": torch.add, "add_": torch.add, "sum": torch.sum, "mean": torch.mean}
+_SUM_METHODS: dict[str, Callable[..., Any]] = {
+    "add": torch.add, "add_": torch.add, "sum": torch.sum, "mean": torch.mean,
+}
 #: The targets of a ``SUM`` node that add two tensors (``a + b``, ``torch.add``, ``a.add(b)``).
 ADD_TARGETS = (operator.add, operator.iadd, torch.add, "add", "add_")
 
@@ -214,7 +216,7 @@ class _Attr:
 
 def _const(node: fx.Node, label: str) -> Step:
     """A node whose value depends on shapes only (``x.size(0)``, ``x.shape``): evaluated, never explained."""
-    fn = _method(node.target) if node.op == "call_method" else node.target
+    fn = _method(cast(str, node.target)) if node.op == "call_method" else cast("Callable[..., Any]", node.target)
     return Step(node, NodeKind.CONST, label, fn=fn, inputs=list(node.all_input_nodes))
 
 
@@ -226,7 +228,8 @@ def _identity_if_dropout(module: nn.Module) -> Callable[..., Any]:
 
 def _out_of_place(module: nn.Module) -> nn.Module:
     if getattr(module, "inplace", False):
-        module.inplace = False  # our own copy: the user's model is never touched
+        # nn.Module.__setattr__ is typed for tensors and modules only; plain attributes are allowed
+        module.inplace = False  # type: ignore[assignment]  # our own copy: the user's model is never touched
     return module
 
 

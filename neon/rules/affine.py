@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._numeric import flat, safe_divide
 from ..exceptions import RuleError
@@ -105,7 +105,7 @@ class AffineRule(Rule):
         (a,) = inputs
         if isinstance(op, LogOdds):
             return (log_odds_relevance(self, op, a, R, ctx),)
-        return (self.affine(as_affine(op, like=a), a, output, R, ctx),)
+        return (self.affine(as_affine(cast(nn.Module, op), like=a), a, output, R, ctx),)
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         """Relevance of the layer input ``a`` given the output ``z = layer(a)`` and its relevance ``R``."""
@@ -362,7 +362,7 @@ class WSquare(AffineRule):
 
     def affine(self, layer: AffineView, a: Tensor, z: Tensor, R: Tensor, ctx: Context | None = None) -> Tensor:
         w2 = derived(layer.weight, "^2", lambda: layer.weight.pow(2))
-        b2 = None if layer.bias is None else derived(layer.bias, "^2", lambda: layer.bias.pow(2))
+        b2 = None if layer.bias is None else derived(layer.bias, "^2", lambda: cast(Tensor, layer.bias).pow(2))
         ones = torch.ones((1,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device)
         s = safe_divide(R, layer.forward(ones, w2, b2), self.stabilizer)
         return layer.transpose(s, a, w2)

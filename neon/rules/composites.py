@@ -143,6 +143,7 @@ class Composite:
             rule = self.by_name.get(info.name)
             if rule is None and info.affine and self.by_position:
                 i = info.affine_index
+                assert i is not None  # info.affine
                 pos = "first" if i == 0 else "lower" if i - 1 < cut1 else "middle" if i - 1 < cut2 else "top"
                 rule = self.by_position.get(pos)
             if rule is None:
