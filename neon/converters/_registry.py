@@ -63,9 +63,9 @@ def register_types(*types: type, description: str,
     return register(lambda model: type(model) in types, description, outputs)
 
 
-def load_converters() -> None:
-    """Import every converter module that can be imported (scikit-learn converters need scikit-learn)."""
-    for name in CONVERTER_MODULES:
+def load_converters(names: tuple[str, ...] = CONVERTER_MODULES) -> None:
+    """Import the converter modules ``names`` that can be imported (scikit-learn converters need scikit-learn)."""
+    for name in names:
         module = f"{__package__}.{name}"
         try:
             importlib.import_module(module)
@@ -101,10 +101,12 @@ def neuralize(model: Any, **options: Any) -> Network:
     """
     if isinstance(model, Network):
         return model
-    load_converters()
-    for predicate, converter, _ in CONVERTERS:
-        if predicate(model):
-            return converter(model, **options)
+    # PyTorch models first: explaining one never imports the scikit-learn converters (and scikit-learn).
+    for names in (CONVERTER_MODULES[:1], CONVERTER_MODULES):
+        load_converters(names)
+        for predicate, converter, _ in CONVERTERS:
+            if predicate(model):
+                return converter(model, **options)
     raise UnsupportedModelError(
         f"neon cannot neuralize {type(model).__name__}. Supported: " + "; ".join(supported_models()) + "."
     )
