@@ -24,3 +24,11 @@ class RuleError(NeonError, ValueError):
 
 class OutputError(UnsupportedModelError, ValueError):
     """``output=`` names a quantity the model does not have (or cannot be explained exactly for this model)."""
+
+
+class EquivalenceError(NeonError, ValueError):
+    """The network neon built does not compute what the model computes: neon refuses to explain it.
+
+    The message gives the size of the difference and, for PyTorch models, the first traced node whose output
+    differs from the model's own submodule output, with the usual causes and their fix.
+    """

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._arrays import ArrayInfo, as_tensor, compute_dtype, restore, restore_vector
 from .converters import neuralize
-from .exceptions import RuleError
+from .exceptions import NeonError, RuleError
 from .explanation import Explanation
 from .layers.affine import is_affine
 from .layers.top import LogOdds
@@ -18,6 +18,7 @@ from .network import Network
 from .propagate.kinds import NodeKind
 from .rules import Reference, Rule
 from .rules.composites import resolve
+from .verification import check_equivalence, state_of
 
 
 class Explainer:
@@ -38,11 +39,21 @@ class Explainer:
     reference
         For models whose first layer is affine: ``None`` (the bias absorbs its share), ``"mean"``
         (the fit data mean; then a linear model's relevance equals SHAP's linear values), or an
-        array. The explained value becomes ``f(x) - f(x~)``.
+        array. The explained value becomes ``f(x) - f(x~)``. The default, ``"auto"``, is the converter's
+        recommendation: ``"mean"`` for linear models (relevance adds up to ``f(x) - f(mean)``, nothing
+        absorbed), ``None`` for every other model.
     batch_size
         Rows per internal batch; ``None`` for the network's own choice. Results do not depend on it.
+    verify
+        Check at run time that the network computes what the model computes (:mod:`neon.verification`):
+        on the first rows of the fit data, else of the first explained batch, and again whenever the
+        model's parameters, buffers or modes change; a difference raises :class:`neon.EquivalenceError`.
+        A fitted explainer checks once per model version. ``False`` skips the check: safe only for a model
+        whose network has been checked before in the same form (e.g. the same model explained in a loop
+        with ``verify=True`` on its first call), never for a model that has not been checked at all.
     **options
-        Passed on to the converter (:func:`neon.neuralize`).
+        Passed on to the converter (:func:`neon.neuralize`), e.g. ``output_selector=`` for a PyTorch model
+        that returns several outputs.
 
     Attributes
     ----------
@@ -56,6 +67,9 @@ class Explainer:
         The network's outputs at the reference point.
     n_features_in_ : int or None
         Number of features seen by the model (tabular models).
+    equivalence_ : float or None
+        ``max |network - model| / max |model|`` of the last run-time check (``None``: not checked yet, or
+        nothing to compare with).
 
     Examples
     --------
@@ -69,13 +83,14 @@ class Explainer:
     (5, 13)
     """
 
-    def __init__(self, model: Any, rules: Any = None, output: str | None = None, reference: Any = None,
-                 batch_size: int | None = None, **options: Any):
+    def __init__(self, model: Any, rules: Any = None, output: str | None = None, reference: Any = "auto",
+                 batch_size: int | None = None, verify: bool = True, **options: Any):
         self.model = model
         self.rules = rules
         self.output = output
         self.reference = reference
         self.batch_size = batch_size
+        self.verify = verify
         self.options = options
 
     # ------------------------------------------------------------------ fit
@@ -85,19 +100,22 @@ class Explainer:
         ``X_fit`` is needed when a rule depends on data (k-means soft-min stiffness, ``"mean"``
         references, automatic z^B bounds); otherwise it may be ``None``. Returns ``self``.
         """
-        options = dict(self.options)
-        if self.output is not None:
-            options["output"] = self.output
         self.__dict__.pop("_n_outputs", None)
-        network = neuralize(self.model, **options)
+        self._state = state_of(self.model)
+        network = self._neuralize()
         composite = resolve(self.rules, network.default_rules)
         rules = network.assign_rules(composite)
-        if self.reference is not None:
-            rules = self._with_reference(network, rules)
+        reference = self._reference(network)
+        if reference is not None:
+            rules = self._with_reference(network, rules, reference)
         self.network_ = network
         self._networks: dict[tuple[torch.dtype, str], Network] = {}
+        self.__dict__.pop("_rule_cache", None)
         self.composite_ = composite
+        self.equivalence_: float | None = None
+        self._verified: Any = None
         needs_fit = [name for name, r in rules.items() if r.needs_fit]
+        self._fitted_on_data = bool(needs_fit)
         x_fit = None
         if X_fit is not None:
             x_fit, info = as_tensor(X_fit, "X_fit")
@@ -109,13 +127,15 @@ class Explainer:
             )
         if x_fit is not None and needs_fit and len(x_fit) == 0:
             raise ValueError("X_fit is empty; data-dependent rules need at least one sample.")
+        if x_fit is not None and self.verify and len(x_fit):
+            self._check(x_fit)
         if x_fit is not None and needs_fit:
             net = self._network_for(compute_dtype(x_fit, network.dtype), x_fit.device)
             rules = net.fit_rules(rules, x_fit.to(net.dtype))
         self.rules_ = rules
         self.reference_ = None
         self.baseline_ = None
-        if self.reference is not None:
+        if reference is not None:
             name = self._first_affine(network)
             ref = cast(Reference, rules[name]).reference  # set by _with_reference
             self.reference_ = torch.as_tensor(ref, dtype=network.dtype)
@@ -133,9 +153,44 @@ class Explainer:
                 return s.name
         raise RuleError("reference= needs a model whose first layer is affine (linear models, MLPs, CNNs).")
 
-    def _with_reference(self, network: Network, rules: dict[str, Rule]) -> dict[str, Rule]:
+    def _neuralize(self) -> Network:
+        options = dict(self.options)
+        if self.output is not None:
+            options["output"] = self.output
+        return neuralize(self.model, **options)
+
+    def _reference(self, network: Network) -> Any:
+        """The reference point asked for: ``reference=``, or for ``"auto"`` the converter's recommendation."""
+        if isinstance(self.reference, str) and self.reference == "auto":
+            return network.default_reference
+        return self.reference
+
+    def _check(self, x: Tensor) -> None:
+        """The run-time equivalence check on the first rows of ``x`` (:func:`neon.verification.check_equivalence`)."""
+        net = self._network_for(compute_dtype(x, self.network_.dtype), x.device)
+        self.equivalence_ = check_equivalence(net, x.to(net.dtype))
+        self._verified = self._state
+
+    def _ensure_equivalent(self, x: Tensor) -> None:
+        """Check the network against the model once per model version (cheap when nothing changed)."""
+        state = state_of(self.model)
+        if state == self._verified:
+            return
+        if state != self._state:
+            if self._fitted_on_data:
+                raise NeonError(
+                    f"{type(self.model).__name__} changed (its parameters, buffers, modes or fitted attributes) after "
+                    "the explainer was fitted, and rule parameters were fitted on data for the model as it was: call "
+                    "fit(X) again to explain the current model."
+                )
+            self._state = state
+            self.network_ = self._neuralize()  # the same graph for the changed model; rules stay by node name
+            self._networks = {}
+            self.__dict__.pop("_rule_cache", None)
+        self._check(x)
+
+    def _with_reference(self, network: Network, rules: dict[str, Rule], ref: Any) -> dict[str, Rule]:
         name = self._first_affine(network)
-        ref = self.reference
         if isinstance(ref, str):
             if ref != "mean":
                 raise ValueError(f"reference={ref!r}; use None, 'mean' or an array.")
@@ -190,6 +245,9 @@ class Explainer:
         x, info = as_tensor(X)
         if not hasattr(self, "network_"):
             self.fit(X)  # documented: an unfitted explainer fits on the data it explains
+        if self.verify and len(x):
+            self._check_features(self.network_, x, info)
+            self._ensure_equivalent(x)
         network = self.network_
         self._check_features(network, x, info)
         net = self._network_for(compute_dtype(x, network.dtype), x.device)
@@ -282,8 +340,7 @@ def resolve_targets(net: Network, x: Tensor, target: Any, start: int = 0, n: int
     m = len(x)
     n = m if n is None else n
     if target is None:
-        with torch.no_grad():
-            return net(x).argmax(dim=1)
+        return net.predict(x)
     n_targets = net.n_targets or n_outputs
     if n_targets is None:
         with torch.no_grad():

@@ -6,7 +6,9 @@ the backend (:mod:`neon.rules`, :mod:`neon.propagate`) explains it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,9 +24,34 @@ from .rules.base import Context, Rule
 from .rules.composites import Composite, LayerInfo, resolve
 from .rules.defaults import default_rule
 
-__all__ = ["OUTPUT_KINDS", "SUPPORTED_TEXT", "Network"]
+__all__ = ["OUTPUT_KINDS", "SUPPORTED_TEXT", "ModelReference", "Network"]
 
 OUTPUT_KINDS = ("log-odds", "logit", "value", "decision", "cluster logit", "outlier score")
+
+
+@dataclass
+class ModelReference:
+    """The model's own computation of what a network explains, for the run-time equivalence check.
+
+    Attributes
+    ----------
+    compute
+        ``compute(x) -> (n, k)``: the model's own code (``decision_function``, ``score_samples``, a torch
+        model's forward, ...) on inputs ``x`` (a tensor in the network's dtype and device), giving values
+        comparable with ``to_model(network(x))``.
+    what
+        What ``compute`` calls, for messages (e.g. ``"OneClassSVM.score_samples"``).
+    to_model
+        Maps the network's outputs into the space of ``compute`` (e.g. class probabilities from
+        log-odds: ``sigmoid``); ``None`` for the identity.
+    diagnose
+        ``diagnose(network, x, tol) -> str``: where network and model part (for the error message), or ``None``.
+    """
+
+    compute: Callable[[Tensor], Tensor]
+    what: str
+    to_model: Callable[[Tensor], Tensor] | None = None
+    diagnose: Callable[[Network, Tensor, float], str] | None = None
 
 class Network(nn.Module):
     """A model as a ``torch.fx`` graph of layers with exact forward and LRP rules.
@@ -52,6 +79,17 @@ class Network(nn.Module):
         Rows per internal batch when explaining (bounds memory); ``None`` for the whole batch.
     description
         What model this network stands for.
+    target_rule
+        How the model picks its prediction, the default target: ``target_rule(network, outputs, value)``
+        with ``value(node_name)`` the value of any node in the same forward pass; ``None`` for the arg-max
+        of the outputs. (An SVC predicts by one-vs-one votes, which the arg-max of its class values need
+        not reproduce.)
+    reference
+        The model's own computation of the explained outputs (:class:`ModelReference`), against which the
+        network is checked at run time; ``None`` for networks built by hand.
+    default_reference
+        The reference point an :class:`neon.Explainer` uses unless told otherwise (``reference="auto"``):
+        ``"mean"`` for linear models, ``None`` otherwise.
     """
 
     def __init__(
@@ -65,6 +103,9 @@ class Network(nn.Module):
         default_rules: Composite | None = None,
         chunk_size: int | None = None,
         description: str = "",
+        target_rule: Callable[..., Tensor] | None = None,
+        reference: ModelReference | None = None,
+        default_reference: Any = None,
     ):
         super().__init__()
         if output_kind not in OUTPUT_KINDS:
@@ -77,6 +118,9 @@ class Network(nn.Module):
         self.default_rules = default_rules
         self.chunk_size = chunk_size
         self.description = description
+        self.target_rule = target_rule
+        self.reference = reference
+        self.default_reference = default_reference
         self.steps: list[Step] = classify(graph_module)
         for p in self.parameters():
             p.requires_grad_(False)
@@ -100,6 +144,15 @@ class Network(nn.Module):
         """The explained output for every target, ``(n, n_targets)`` (differentiable, like any module)."""
         out, _ = forward(self.steps, x, keep=False)
         return out
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The default target of every sample: the model's prediction (``target_rule``, else the arg-max)."""
+        with torch.no_grad():
+            out, env = forward(self.steps, x, keep=self.target_rule is not None)
+        if self.target_rule is None:
+            return out.argmax(dim=1)
+        by_name = {node.name: value for node, value in env.items()}
+        return self.target_rule(self, out, by_name.__getitem__)
 
     def activations(self, x: Tensor) -> dict[str, Any]:
         """The value of every node at ``x``, keyed by node name (for inspection: shapes, intermediate outputs)."""
@@ -207,7 +260,8 @@ class Network(nn.Module):
 
         ``baseline`` (one value per sample, e.g. ``f(x~)``) is subtracted from the initial relevance.
         """
-        return propagate(self.steps, rules, x, target, record=record, baseline=baseline)
+        rule = None if self.target_rule is None else functools.partial(self.target_rule, self)
+        return propagate(self.steps, rules, x, target, record=record, baseline=baseline, choose_target=rule)
 
     # ------------------------------------------------------------------ display
     def summary(self, rules: dict[str, Rule] | None = None) -> str:

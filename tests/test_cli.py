@@ -221,9 +221,12 @@ def test_pipeline_with_class_label_target(tmp_path):
     index = list(pipe.classes_).index("malignant")
     expected = neon.explain(pipe, X.iloc[:40], target=index)
     np.testing.assert_allclose(rel, expected.relevance, rtol=1e-12, atol=1e-12)
-    # the log-odds of 'malignant' is the signed decision function, explained in raw feature units
+    # the log-odds of 'malignant' is the signed decision function, explained in raw feature units against the
+    # mean of the data (the default reference of linear models)
     sign = 1.0 if index == 1 else -1.0
-    np.testing.assert_allclose(expected.output, sign * pipe.decision_function(X.iloc[:40]), rtol=1e-8)
+    mean = X.iloc[:40].mean().to_frame().T
+    np.testing.assert_allclose(expected.output, sign * (pipe.decision_function(X.iloc[:40])
+                                                        - pipe.decision_function(mean)), rtol=1e-8)
 
 
 def test_images_through_a_pickled_cnn(tmp_path, capsys):

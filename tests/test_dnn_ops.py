@@ -351,8 +351,14 @@ def test_view_reshape_flatten(how):
 def test_identity_like_modules(make):
     seed(10)
     l1, l2 = nn.Linear(5, 6), nn.Linear(6, 3)
-    model = nn.Sequential(l1, nn.ReLU(), make(), l2).train()  # train mode: neon must explain eval behaviour
+    model = nn.Sequential(l1, nn.ReLU(), make(), l2).train()
     x = torch.randn(4, 5)
+    if not isinstance(model[2], nn.Identity):
+        # dropout in training mode is another function: refused, and the model's mode is left alone
+        with pytest.raises(neon.UnsupportedModelError, match=r"model\.eval\(\)"):
+            explain(model, x)
+        assert model.training and model[2].training
+        model.eval()
     check_forward(model, x)
     rel, t = explain(model, x)
     ref = chain_reference([("eps", l1, EPS), ("pass", torch.relu, None), ("eps", l2, EPS)], x, t)

@@ -130,6 +130,14 @@ def test_the_users_model_is_untouched_also_after_errors() -> None:
     model.train()
     model[0].weight.requires_grad_(False)
     before = _snapshot(model)
+    with pytest.raises(neon.UnsupportedModelError, match="training mode"):  # batch norm on batch statistics
+        neon.explain(model, torch.randn(3, 1, 4, 4), rules="epsilon_gamma_box", output="log-odds")
+    after = _snapshot(model)
+    for k in before[0]:
+        assert torch.equal(before[0][k], after[0][k]), k
+    assert before[1:] == after[1:]
+    model.eval()
+    before = _snapshot(model)
     neon.explain(model, torch.randn(3, 1, 4, 4), rules="epsilon_gamma_box", output="log-odds")
     with pytest.raises(ValueError):
         neon.explain(model, torch.full((1, 1, 4, 4), float("nan")))

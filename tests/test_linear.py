@@ -156,7 +156,10 @@ def test_regressor_forward_reference_and_shap(name: str) -> None:
     phi = shap.LinearExplainer(model, shap.maskers.Independent(X, max_samples=len(X))).shap_values(X[:50])
     np.testing.assert_allclose(expl.relevance, phi, rtol=1e-7, atol=1e-7)
 
-    plain = neon.explain(model, X[:50])  # no reference: LRP-0, R_i = w_i x_i, the bias is absorbed
+    default = neon.explain(model, X)  # the default for linear models: the mean of the (fit) data
+    np.testing.assert_allclose(default.relevance, np.ravel(model.coef_) * (X - x_ref), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(default.absorbed, 0.0, atol=1e-9)
+    plain = neon.explain(model, X[:50], reference=None)  # no reference: LRP-0, R_i = w_i x_i, the bias is absorbed
     np.testing.assert_allclose(plain.relevance, np.ravel(model.coef_) * X[:50], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(plain.absorbed, np.ravel(model.intercept_)[0], rtol=1e-6, atol=1e-9)
 

@@ -66,7 +66,7 @@ def test_linear_regressor_folds_to_raw_feature_weights(pre: str) -> None:
     np.testing.assert_allclose(expl.relevance, w * (X[:40] - X.mean(0)), rtol=1e-6, atol=1e-8)
     f, f_ref = pipe.predict(X[:40]), pipe.predict(X.mean(0)[None])[0]
     assert np.all(np.abs(expl.relevance.sum(1) - (f - f_ref)) <= 1e-8 * np.abs(f - f_ref))
-    plain = neon.explain(pipe, X[:40])  # LRP-0 on the folded layer: R_i = w'_i x_i
+    plain = neon.explain(pipe, X[:40], reference=None)  # LRP-0 on the folded layer: R_i = w'_i x_i
     np.testing.assert_allclose(plain.relevance, w * X[:40], rtol=1e-6, atol=1e-8)
 
 
@@ -82,7 +82,7 @@ def test_scaler_logistic_regression_forward_and_relevance() -> None:
     scaler, lr = pipe[0], pipe[-1]
     w_raw = lr.coef_[0] / scaler.scale_
     sign = np.where(pipe.predict(X) == 1, 1.0, -1.0)[:, None]
-    expl = neon.explain(pipe, X)  # LRP-0: dense formula on raw features, the bias absorbs the rest
+    expl = neon.explain(pipe, X, reference=None)  # LRP-0: dense formula on raw features, the bias absorbs the rest
     np.testing.assert_allclose(expl.relevance, sign * w_raw * X, rtol=1e-8, atol=1e-10)
     ref = neon.Explainer(pipe, reference="mean").fit(X).explain(X)
     np.testing.assert_allclose(ref.relevance, sign * lr.coef_[0] * (scaler.transform(X) - scaler.transform(X).mean(0)),

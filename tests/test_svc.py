@@ -75,7 +75,10 @@ def ref_pair(pair: dict, X: np.ndarray, gamma: float) -> dict:
     pp, pn = softmax(up, 1), softmax(un, 1)
     pp_sv, pn_sv = pp[:, :-1], pn[:, :-1]
     mid = gamma * ((pn_sv[..., None] * diff_n ** 2).sum(1) - (pp_sv[..., None] * diff_p ** 2).sum(1))
-    gi = gamma * X * 2 * ((pp_sv[..., None] * pair["pos"][None]).sum(1) - (pn_sv[..., None] * pair["neg"][None]).sum(1))
+    # x * grad g: the real support vectors' total shares P+- need not sum to 1 (the intercept takes the rest)
+    Pp, Pn = pp_sv.sum(1, keepdims=True), pn_sv.sum(1, keepdims=True)
+    gi = gamma * X * 2 * ((pp_sv[..., None] * pair["pos"][None]).sum(1) - (pn_sv[..., None] * pair["neg"][None]).sum(1)
+                          + (Pn - Pp) * X)
     # B = sum p+ log|a+| - sum p- log|a-| + H(p+) - H(p-), the virtual support vector at distance 0.
     def ent(p):
         return -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(1)
@@ -172,18 +175,77 @@ def test_intercept_virtual_support_vector_on_either_side(flip: bool) -> None:
     np.testing.assert_allclose(out[:, 1], ref_pair(ref_pairs(model)[0], x, model._gamma)["g"] * -1, rtol=1e-9)
 
 
-def test_multiclass_disagrees_with_votes_only_where_no_class_beats_all() -> None:
+def test_multiclass_default_target_is_predict_even_where_votes_tie() -> None:
     # Off the data, one-vs-one votes can form cycles; libsvm then breaks ties by class index, which no
-    # min-pooling reproduces. Everywhere some class wins all its duels, argmax f = predict.
+    # min-pooling reproduces: the arg-max of f agrees with predict only where some class wins all its duels.
+    # The default target is predict itself (the votes), and the explained value for it stays f_c.
     X, y = _data("iris")
     model = SVC().fit(X, y)
     Z = np.random.default_rng(1).normal(size=(3000, 4)) * 1.5
     out = neon.neuralize(model)(torch.as_tensor(Z)).numpy()
     pred = np.searchsorted(model.classes_, model.predict(Z))
     winner = out.max(1) > 0
-    assert winner.mean() > 0.8
+    assert 0.8 < winner.mean() < 1.0  # some points have no class that beats all others
     assert (out.argmax(1)[winner] == pred[winner]).all()
+    assert (out.argmax(1)[~winner] != pred[~winner]).any()  # there, the arg-max of f is not predict...
     assert ((out > 0).sum(1) <= 1).all()  # at most one class beats all others
+    expl = neon.Explainer(model).fit(X).explain(Z)
+    np.testing.assert_array_equal(expl.target, pred)  # ...but the explained class is
+    np.testing.assert_allclose(expl.output, out[np.arange(len(Z)), pred], rtol=1e-12)
+    assert (expl.output[~winner] < 0).all()
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_default_target_follows_break_ties(kernel: str) -> None:
+    X, y = _data("classification")
+    Z = np.random.default_rng(2).normal(size=(2000, X.shape[1])) * 2.0
+    for break_ties in (False, True):
+        model = SVC(kernel=kernel, break_ties=break_ties).fit(X, y)
+        expl = neon.Explainer(model).fit(X).explain(Z)
+        np.testing.assert_array_equal(expl.target, np.searchsorted(model.classes_, model.predict(Z)))
+    plain = SVC(kernel=kernel).fit(X, y).predict(Z)
+    assert (plain != model.predict(Z)).any(), "break_ties must change some predictions for this test to bite"
+
+
+def authors_explain(model: SVC, X: np.ndarray, rule: str, eta: float) -> np.ndarray:
+    """The rules of Bley et al.'s released code (NeuralisedSVM.explain, with_intercept=True), for binary SVC.
+
+    Written from their formulas: the intercept is a virtual support vector at x itself (distance 0,
+    z = -log(|b| + 1e-10) / gamma, on the positive side when b >= 0); relevance in units of g / gamma.
+    """
+    gamma = model._gamma
+    d = model.dual_coef_[0]
+    b = model.intercept_[0]
+    xp, xn = model.support_vectors_[d > 0], model.support_vectors_[d < 0]
+    ap, an = d[d > 0], -d[d < 0]
+    zp = ((X[:, None] - xp[None]) ** 2).sum(-1) - np.log(ap)[None] / gamma
+    zn = ((X[:, None] - xn[None]) ** 2).sum(-1) - np.log(an)[None] / gamma
+    zb = np.full((len(X), 1), -np.log(abs(b) + 1e-10) / gamma)
+    svp = np.repeat(xp[None], len(X), 0)
+    svn = np.repeat(xn[None], len(X), 0)
+    if b >= 0:
+        zp, svp = np.concatenate([zp, zb], 1), np.concatenate([svp, X[:, None]], 1)
+    else:
+        zn, svn = np.concatenate([zn, zb], 1), np.concatenate([svn, X[:, None]], 1)
+    pp, pn = softmax(-gamma * zp, 1), softmax(-gamma * zn, 1)
+    gi = X * 2 * ((pp[..., None] * svp).sum(1) - (pn[..., None] * svn).sum(1))
+    mid = (pn[..., None] * (X[:, None] - svn) ** 2).sum(1) - (pp[..., None] * (X[:, None] - svp) ** 2).sum(1)
+    return {"GI": gi, "midpoint": mid, "hybrid": (1 - eta) * gi + eta * mid}[rule]
+
+
+@pytest.mark.parametrize("gamma", [0.05, 1.0, 10.0])
+@pytest.mark.parametrize("rule", ["GI", "midpoint", "hybrid"])
+def test_rules_equal_the_authors_code_times_gamma(rule: str, gamma: float) -> None:
+    X, y = _data("moons")
+    model = SVC(gamma=gamma, C=0.5).fit(X, y)
+    x = np.random.default_rng(3).normal(size=(200, 2)) * 2.0
+    neon_rule = {"GI": SVCGradientInput(), "midpoint": SVCMidpoint(), "hybrid": SVCHybrid("auto")}[rule]
+    explainer = neon.Explainer(model, rules={"pairs": neon_rule}).fit(X)
+    eta = explainer.rules_["pairs"].eta
+    expl = explainer.explain(x, target=1)  # the positive class: g itself (sklearn's sign)
+    want = model._gamma * authors_explain(model, x, rule, eta)
+    # the authors' virtual support vector carries |b| + 1e-10: a relative difference of 1e-10 / |b|
+    np.testing.assert_allclose(expl.relevance, want, rtol=1e-7, atol=1e-9 * np.abs(want).max())
 
 
 # ---------------------------------------------------------------- rules against the dense reference
@@ -220,19 +282,13 @@ def test_binary_relevance_sums_to_the_named_quantities(name: str) -> None:
     np.testing.assert_allclose(mid.output, np.abs(r["g"]), rtol=1e-10)
     np.testing.assert_allclose(mid.relevance.sum(1), sign * (r["g"] - r["B"]), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(mid.absorbed, sign * r["B"], rtol=1e-8, atol=1e-8)
-    # gradient x input: x * grad g, minus the virtual support vector's 2 gamma (P- - P+) x^2 term
+    # gradient x input: exactly x * grad g, the intercept (a virtual support vector) included
     gi = neon.Explainer(model, rules={"pairs": SVCGradientInput()}).fit(X).explain(X)
     xg = x.clone().requires_grad_(True)
     lp, ln = neon.neuralize(model).graph_module.pairs.log_sums(xg)
     grad = torch.autograd.grad((lp - ln).sum(), xg)[0].numpy()
-    up_b = -np.inf if pair["b0"] <= 0 else np.log(pair["b0"])
-    un_b = -np.inf if pair["b0"] >= 0 else np.log(-pair["b0"])
-    dp = ((X[:, None] - pair["pos"][None]) ** 2).sum(-1)
-    dn = ((X[:, None] - pair["neg"][None]) ** 2).sum(-1)
-    Pp = 1 - softmax(np.c_[-gamma * dp + np.log(pair["cpos"]), np.full(len(X), up_b)], 1)[:, -1]
-    Pn = 1 - softmax(np.c_[-gamma * dn + np.log(pair["cneg"]), np.full(len(X), un_b)], 1)[:, -1]
-    expected = X * grad - 2 * gamma * (Pn - Pp)[:, None] * X ** 2
-    np.testing.assert_allclose(gi.relevance, sign[:, None] * expected, rtol=1e-7, atol=1e-9)
+    expected = X * grad
+    np.testing.assert_allclose(gi.relevance, sign[:, None] * expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
     np.testing.assert_allclose(gi.relevance.sum(1), sign * r["gi"].sum(1), rtol=1e-8, atol=1e-10)
     # hybrid: (1 - eta) GI + eta midpoint, eta from the heuristic
     hyb = neon.Explainer(model).fit(X)
@@ -249,7 +305,9 @@ def test_eta_heuristic_from_fit_data() -> None:
         model = SVC(gamma=gamma).fit(X, y)
         explainer = neon.Explainer(model).fit(X)
         gp = model._gamma * np.median(pdist(X, "sqeuclidean"))
-        expected = float(np.clip(0.4 * np.log10(gp) + 0.4, 0, 1))
+        # the authors' compute_heuristic_eta_svm on the normalised width: thresholds, then 2 decimals
+        lg = np.log10(gp)
+        expected = 0.0 if lg < -0.5 else 1.0 if lg > 1.5 else round(0.4 * lg + 0.4, 2)
         assert explainer.rules_["pairs"].eta == pytest.approx(expected, rel=1e-10)
         assert expected_range[0] <= expected <= expected_range[1]
     with pytest.raises(ValueError, match="fit data"):
@@ -288,7 +346,8 @@ def test_far_points_where_scaled_sums_underflow() -> None:
     rel, value, t = ref_explain(model, far, 1.0)
     np.testing.assert_allclose(out.max(1), value, rtol=1e-9)
     assert np.isfinite(out).all()
-    expl = neon.Explainer(model, rules={"pairs": SVCMidpoint()}).fit(X).explain(far)
+    # the arg-max class of f (the reference's target; off the data predict may vote for another one)
+    expl = neon.Explainer(model, rules={"pairs": SVCMidpoint()}).fit(X).explain(far, target=t)
     np.testing.assert_allclose(expl.relevance, rel, rtol=1e-6, atol=1e-9 * np.abs(rel).max())
 
 

@@ -116,11 +116,12 @@ def test_log_odds_top_and_any_target():
     assert torch.isfinite(e.relevance).all()
 
 
-def test_train_mode_model_is_explained_in_eval_mode_and_left_in_train_mode():
+def test_train_mode_model_is_refused_and_left_in_train_mode():
     model = build("resnet18").train()
     x = inputs("resnet18", 2)
-    net = neon.neuralize(model)
+    with pytest.raises(neon.UnsupportedModelError, match=r"'bn1' \(BatchNorm2d\).*model\.eval\(\)"):
+        neon.neuralize(model)
     assert model.training and all(m.training for m in model.modules())
+    net = neon.neuralize(model.eval())  # the user's own call: then the network is the model
     with torch.no_grad():
-        ref = model.eval()(x)
-    torch.testing.assert_close(net(x), ref)
+        torch.testing.assert_close(net(x), model(x))

@@ -5,9 +5,9 @@
 # breast cancer data (30 features of cell nuclei, malignant vs benign). neon rewrites each as a
 # network and explains it with LRP:
 #
-# - **logistic regression**: one affine layer under the log-odds top; the relevance of feature $i$
-#   is $w_i x_i$ (or $w_i (x_i - \tilde x_i)$ against a reference point $\tilde x$, which equals
-#   SHAP's linear values when $\tilde x$ is the data mean);
+# - **logistic regression**: one affine layer under the log-odds top; by default explained against the
+#   mean $\bar x$ of the fit data, so the relevance of feature $i$ is $w_i (x_i - \bar x_i)$ (SHAP's linear
+#   values) and adds up to the log-odds minus their value at the mean, nothing absorbed;
 # - **RBF SVC**: the NEON construction of Bley, Kauffmann, Krug, Müller and Montavon ("Fast and
 #   accurate explanations of distance-based classifiers", 2025): the decision function as a
 #   log-ratio of kernel sums, explained by a mix of the midpoint rule and gradient × input;
@@ -60,8 +60,10 @@ for name, e in explanations.items():
 
 # %%
 lr, svc, mlp = models.values()
-# binary log-odds of the predicted class: |decision function| (probabilities saturate, logits do not)
-assert np.allclose(explanations["logistic regression"].output, np.abs(lr.decision_function(X_test)))
+# binary log-odds of the predicted class: |decision function| (probabilities saturate, logits do not); the
+# logistic regression's explained value is that minus its value at the mean of the training data (`baseline`)
+e_lr = explanations["logistic regression"]
+assert np.allclose(e_lr.output + e_lr.baseline, np.abs(lr.decision_function(X_test)))
 assert np.array_equal(svc.classes_[explanations["RBF SVC"].target], svc.predict(X_test))
 assert np.array_equal(mlp.classes_[explanations["MLP"].target], mlp.predict(X_test))
 a = X_test.to_numpy()
@@ -71,11 +73,12 @@ mlp_logit = (a @ mlp.coefs_[-1] + mlp.intercepts_[-1])[:, 0]  # the input of the
 assert np.allclose(explanations["MLP"].output, np.abs(mlp_logit))
 
 # %% [markdown]
-# For the logistic regression against the mean of the training data, the relevance is exactly
-# $\pm w_i (x_i - \bar x_i)$ (the sign of the explained class): SHAP's linear values.
+# For the logistic regression against the mean of the training data (its default), the relevance is exactly
+# $\pm w_i (x_i - \bar x_i)$ (the sign of the explained class): SHAP's linear values. `reference=None` would
+# explain the log-odds themselves, $R_i = \pm w_i x_i$, with the intercept absorbed.
 
 # %%
-e_ref = neon.Explainer(lr, reference="mean").fit(X_train).explain(X_test)
+e_ref = explanations["logistic regression"]
 sign = np.where(e_ref.target == 1, 1.0, -1.0)[:, None]  # class index 1 (lr.classes_[1]) is explained by +f
 shap_linear = sign * lr.coef_[0] * (X_test.to_numpy() - X_train.to_numpy().mean(0))
 print("max |R - w (x - mean)|:", np.abs(e_ref.relevance - shap_linear).max())

@@ -40,6 +40,7 @@ from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import Distance, SoftMin
 from ..rules.composites import Composite
+from . import references
 from ._registry import register_types
 
 #: Elements of the largest per-chunk temporary (``rows x points``): bounds memory for big KDEs.
@@ -52,7 +53,7 @@ def density_rules() -> Composite:
 
 
 def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, scale: float = 1.0,
-                    description: str, feature_names: Any = None) -> Network:
+                    description: str, feature_names: Any = None, reference: Any = None) -> Network:
     """``scale * o(x)``, ``o(x) = -(1/gamma) log sum_j alpha_j exp(-gamma ||x - x_j||^2)``, ``alpha = w / sum w``.
 
     Points with zero weight are dropped (they do not contribute). Output shape ``(n, 1)``.
@@ -86,6 +87,7 @@ def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, sc
         default_rules=density_rules(),
         chunk_size=max(1, _CHUNK_ELEMENTS // max(n_points, d)),
         description=description,
+        reference=reference,
     )
 
 
@@ -106,7 +108,9 @@ def neuralize_ocsvm(model: Any, output: str | None = None, **options: Any) -> Ne
         raise UnsupportedModelError("OneClassSVM fitted on sparse data is not supported; fit it on a dense array.")
     return outlier_network(model.support_vectors_, np.asarray(model.dual_coef_).ravel(), float(model._gamma),
                            description=type(model).__name__,
-                           feature_names=getattr(model, "feature_names_in_", None))
+                           feature_names=getattr(model, "feature_names_in_", None),
+                           reference=references.reference(references.ocsvm_score, model,
+                                                          "OneClassSVM.score_samples"))
 
 
 def ocsvm_threshold(model: Any) -> float:
@@ -140,7 +144,9 @@ def neuralize_kde(model: Any, output: str | None = None, **options: Any) -> Netw
     weights = np.ones(len(data)) if sw is None else np.asarray(sw, dtype=np.float64)
     gamma = 1.0 / (2.0 * float(model.bandwidth_) ** 2)
     return outlier_network(data, weights, gamma, scale=gamma, description=type(model).__name__,
-                           feature_names=getattr(model, "feature_names_in_", None))
+                           feature_names=getattr(model, "feature_names_in_", None),
+                           reference=references.reference(references.kde_score, model,
+                                                          "the Gaussian kernel sum over KernelDensity's data"))
 
 
 def kde_constant(model: Any) -> float:

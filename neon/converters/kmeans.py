@@ -28,6 +28,7 @@ from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import Midpoint, SoftMin
 from ..rules.composites import Composite
+from . import references
 from ._registry import register_types
 
 #: Rows per internal batch: the per-chunk temporaries (``rows x K x (K-1)`` logits, ``rows x d``
@@ -79,4 +80,5 @@ def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = 
         default_rules=kmeans_rules(beta),
         chunk_size=max(256, _CHUNK_ELEMENTS // max(d, k * (k - 1))),
         description=type(model).__name__,
+        reference=references.reference(references.kmeans_logits, model, f"{type(model).__name__}.transform"),
     )

@@ -44,6 +44,7 @@ from ..exceptions import OutputError, UnsupportedModelError
 from ..layers.top import LogOdds
 from ..network import Network
 from ..rules.composites import Composite, lrp0
+from . import references
 from ._registry import register_types
 
 CLASSIFIERS = (LogisticRegression, LogisticRegressionCV, SGDClassifier, RidgeClassifier, RidgeClassifierCV, Perceptron)
@@ -157,9 +158,14 @@ def neuralize_linear_classifier(model: Any, output: str | None = None, **options
             "targets?) is not supported; neon supports binary and multi-class single-label classifiers."
         )
     top = classifier_top(coef, np.asarray(model.intercept_, dtype=np.float64), out)
+    name = type(model).__name__
+    ref = (references.reference(references.predict_proba, model, f"{name}.predict_proba", references.to_probabilities)
+           if out == "log-odds" else
+           references.reference(references.decision_two_columns, model, f"{name}.decision_function"))
     return Network.sequential(
         [("linear", top)], output_kind=out, target_names=list(model.classes_), input_shape=(coef.shape[1],),
-        feature_names=_feature_names(model), default_rules=_default_rules(), description=type(model).__name__,
+        feature_names=_feature_names(model), default_rules=_default_rules(), description=name,
+        default_reference="mean", reference=ref,
     )
 
 
@@ -186,6 +192,8 @@ def neuralize_linear_regressor(model: Any, output: str | None = None, **options:
     return Network.sequential(
         [("linear", layer)], output_kind="value", target_names=None, input_shape=(coef.shape[1],),
         feature_names=_feature_names(model), default_rules=_default_rules(), description=type(model).__name__,
+        default_reference="mean",
+        reference=references.reference(references.predict, model, f"{type(model).__name__}.predict"),
     )
 
 

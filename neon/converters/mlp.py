@@ -22,6 +22,7 @@ from ..exceptions import UnsupportedModelError
 from ..network import Network
 from ..rules import Epsilon, ZBox
 from ..rules.composites import Composite
+from . import references
 from ._registry import register_types
 from .linear import classifier_top, linear_layer
 
@@ -96,6 +97,9 @@ def neuralize_mlp_classifier(model: MLPClassifier, output: str | None = None, **
         _hidden_layers(model) + [("out", top)], output_kind=out, target_names=list(model.classes_),
         input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
         default_rules=mlp_composite(single_output=len(model.classes_) == 2), description="MLPClassifier",
+        reference=references.reference(references.predict_proba, model, "MLPClassifier.predict_proba",
+                                       references.to_probabilities if out == "log-odds"
+                                       else references.softmax_or_sigmoid),
     )
 
 
@@ -117,6 +121,7 @@ def neuralize_mlp_regressor(model: MLPRegressor, output: str | None = None, **op
         _hidden_layers(model) + [("out", top)], output_kind="value", target_names=None,
         input_shape=(model.coefs_[0].shape[0],), feature_names=_feature_names(model),
         default_rules=mlp_composite(single_output=True), description="MLPRegressor",
+        reference=references.reference(references.predict, model, "MLPRegressor.predict"),
     )
 
 

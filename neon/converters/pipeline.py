@@ -28,6 +28,7 @@ Any other step (``PolynomialFeatures``, ``FunctionTransformer``, ``ColumnTransfo
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,8 @@ from torch import Tensor, fx, nn
 from ..exceptions import UnsupportedModelError
 from ..layers.coordinates import AffineProjection, FeatureAffine
 from ..layers.top import LogOdds
-from ..network import Network
+from ..network import ModelReference, Network
+from . import references
 from ._registry import neuralize, register
 
 SCALERS = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler)
@@ -226,11 +228,17 @@ def neuralize_pipeline(model: Pipeline, **options: Any) -> Network:
     gm = join(chain, net, d_in) if names else copy.deepcopy(net.graph_module)
     names.append(net.description or type(final).__name__)
     feature_names = getattr(model, "feature_names_in_", None)
+    ref = None
+    if net.reference is not None:
+        final_ref = net.reference
+        ref = ModelReference(functools.partial(references.pipeline_values, model, final=final_ref),
+                             f"Pipeline({final_ref.what})", final_ref.to_model)
     return Network(
         gm, output_kind=net.output_kind, target_names=net.target_names, input_shape=(d_in,),
         feature_names=None if feature_names is None else [str(f) for f in feature_names],
         default_rules=net.default_rules, chunk_size=net.chunk_size,
-        description=f"Pipeline({', '.join(names)})",
+        description=f"Pipeline({', '.join(names)})", target_rule=net.target_rule, reference=ref,
+        default_reference=net.default_reference,
     )
 
 

@@ -10,24 +10,29 @@ affine layer, followed by the same minimum. ``LinearSVC``: one affine layer whos
 
 Binary models have two outputs ``[-g, g]`` (``[-f, f]`` for linear ones), the second with the sign
 (and, for linear models, the value) of ``decision_function``; the default target, the arg-max, is the
-predicted class.
+predicted class. For more classes the default target is what ``predict`` returns, libsvm's one-vs-one vote
+with its tie-break (or scikit-learn's ``break_ties``), which is not always the arg-max of ``f_c`` (where
+no class beats all others); the explained quantity for that class is still ``f_c``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..exceptions import UnsupportedModelError
 from ..layers.kernel import RBFContrast
-from ..layers.pairs import class_pairs, oriented_pairs
+from ..layers.pairs import class_pairs, oriented_pairs, ovo_votes, ovr_decision
 from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import SoftMin
 from ..rules.composites import Composite
+from . import references
 from ._registry import register_types
 
 try:  # scikit-learn is optional for neon as a whole
@@ -80,6 +85,28 @@ def ovo_pairs(model: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return pairs
 
 
+def _rbf_predict(network: Network, out: Tensor, value: Callable[[str], Tensor], break_ties: bool) -> Tensor:
+    """The class ``SVC.predict`` returns: libsvm's one-vs-one vote (ties to the first class), or with
+    ``break_ties=True`` the arg-max of scikit-learn's one-vs-rest decision function."""
+    if not break_ties:
+        return ovo_votes(value("pairs")).argmax(1)
+    layer = cast(RBFContrast, network.graph_module.get_submodule("pairs"))
+    return ovr_decision(layer.orient(layer.decision(value("x")))).argmax(1)
+
+
+def _linear_predict(network: Network, out: Tensor, value: Callable[[str], Tensor], break_ties: bool) -> Tensor:
+    """As :func:`_rbf_predict` for the linear kernel, whose oriented pair units are the decision functions."""
+    oriented = value("unflatten")
+    return (ovr_decision(oriented) if break_ties else ovo_votes(oriented)).argmax(1)
+
+
+def _target_rule(model: Any, rule: Callable[..., Tensor]) -> Callable[..., Tensor] | None:
+    if len(model.classes_) == 2:
+        return None  # arg-max of [-g, g] is the sign of the decision function
+    ties = bool(getattr(model, "break_ties", False)) and model.decision_function_shape == "ovr"
+    return functools.partial(rule, break_ties=ties)
+
+
 def _pair_rules() -> Composite:
     # The pair layer keeps its registry default (SVCHybrid); the hard class minimum needs a stiffness.
     return Composite(by_type=[(ReduceMin, SoftMin(PAIR_BETA))], name="SVC")
@@ -100,6 +127,9 @@ def _rbf_network(model: Any) -> Network:
         output_kind="decision",
         default_rules=_pair_rules(),
         chunk_size=4096,
+        target_rule=_target_rule(model, _rbf_predict),
+        reference=references.reference(references.svc_class_values, model,
+                                       f"{type(model).__name__}'s kernel sums and decision_function", pairs=pairs),
         **_meta(model),
     )
 
@@ -122,14 +152,15 @@ def _linear_svc_network(model: Any) -> Network:
     coef = _as_dense(model.coef_)
     intercept = np.asarray(model.intercept_, dtype=np.float64).ravel()
     k = len(model.classes_)
+    ref = references.reference(references.svc_linear_class_values, model, f"{type(model).__name__}.decision_function")
     if k == 2:
         return Network.sequential([("linear", _linear(np.stack([-coef[0], coef[0]]),
                                                       np.array([-intercept[0], intercept[0]])))],
-                                  output_kind="decision", **_meta(model))
+                                  output_kind="decision", reference=ref, **_meta(model))
     # sklearn's public coef_/intercept_ of a multi-class SVC are libsvm's: positive votes for the first class.
     layers = [("linear", _oriented_linear(coef, intercept, k)), ("unflatten", nn.Unflatten(1, (k, k - 1)))]
     return Network.sequential(layers + [("pool", ReduceMin())], output_kind="decision", default_rules=_pair_rules(),
-                              **_meta(model))
+                              target_rule=_target_rule(model, _linear_predict), reference=ref, **_meta(model))
 
 
 if SVC is not None:
@@ -180,4 +211,7 @@ if SVC is not None:
             lin = _linear(np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]]))
         else:
             lin = _linear(coef, intercept)
-        return Network.sequential([("linear", lin)], output_kind="decision", **_meta(model))
+        return Network.sequential([("linear", lin)], output_kind="decision", default_reference="mean",
+                                  reference=references.reference(references.decision_two_columns, model,
+                                                                 "LinearSVC.decision_function"),
+                                  **_meta(model))

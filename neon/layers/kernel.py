@@ -218,6 +218,11 @@ class RBFContrast(nn.Module):
         lp, ln = self.log_sums(x)
         return lp - ln
 
+    def decision(self, x: Tensor) -> Tensor:
+        """libsvm's pairwise decision functions ``S+ - S-`` per pair ``(a < b)``, ``(n, P)``."""
+        lp, ln = self.log_sums(x)
+        return lp.exp() - ln.exp()
+
     def orient(self, g: Tensor) -> Tensor:
         """Pair values ``(n, P)`` as the oriented ``(n, K, K - 1)`` layout."""
         return g[:, self.pair_of] * self.sign

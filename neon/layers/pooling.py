@@ -8,7 +8,10 @@ not of the layer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -57,3 +60,12 @@ class ReduceMax(Reduce):
 
     def __init__(self, stiffness: float | None = None):
         super().__init__(1, stiffness)
+
+
+def max_pool_indices(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> Tensor:
+    """The winners' indices of a 1-D or 2-D max pool (what ``return_indices=True`` adds to its values).
+
+    An integer-valued node of a network: it carries no relevance.
+    """
+    pool = F.max_pool1d if x.dim() == 3 else F.max_pool2d
+    return pool(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)[1]

@@ -59,6 +59,10 @@ class Scorer:
         with torch.no_grad():
             return self._net(x.to(device=self.device, dtype=self.dtype))
 
+    def predict(self, x: Tensor) -> Tensor:
+        """The model's default target of every sample (its prediction)."""
+        return self._net.predict(x.to(device=self.device, dtype=self.dtype))
+
     def __call__(self, x: Tensor, target: Tensor) -> Tensor:
         return self.outputs(x).gather(1, target.view(-1, 1).to(self.device)).squeeze(1)
 

@@ -54,7 +54,7 @@ def _setup(source: Any, model: Any, X: Any, target: Any) -> tuple[Scorer, Tensor
         raise ValueError("attributions contain NaN or infinity; they cannot rank features.")
     x = x.to(scorer.dtype)
     if tgt is None:
-        tgt = scorer.outputs(x).argmax(1).cpu()
+        tgt = scorer.predict(x).cpu()
     n_targets = scorer.outputs(x[:1]).shape[1] if len(x) else 0
     if len(tgt) and (int(tgt.min()) < 0 or int(tgt.max()) >= n_targets):
         raise ValueError(f"target out of range: the model has {n_targets} outputs.")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from .._numeric import is_channels_last
-from ..exceptions import RuleError
+from ..exceptions import RuleError, UnsupportedModelError
 from ..layers.affine import like_input
 from ..rules.base import Context, Rule, vjp
 from .facts import layer_facts
@@ -55,6 +55,9 @@ def _run(step: Step, look: Callable[[fx.Node], Any]) -> Any:
     assert step.fn is not None
     if step.kind is NodeKind.MOVE and step.module is not None:
         return step.fn(*args)
+    if step.node.target == "view" and args and isinstance(args[0], Tensor) and is_channels_last(args[0]):
+        # .view depends on the memory layout: it must see the layout the model itself produces
+        args = (args[0].contiguous(),) + tuple(args[1:])
     return step.fn(*args, **kwargs)
 
 
@@ -117,9 +120,23 @@ def forward(steps: list[Step], x: Tensor, keep: bool = True,
                 users_left[n] -= 1
                 if users_left[n] == 0 and n in env and (not keep or n in recompute):
                     del env[n]
+    return as_columns(out), env
+
+
+def as_columns(out: Any) -> Tensor:
+    """The network's output as ``(n, n_targets)``: a ``(n,)`` output is one column; anything else is refused."""
     if not isinstance(out, Tensor):
-        raise RuleError("a neon network must return a single tensor of shape (n, n_targets).")
-    return out, env
+        raise UnsupportedModelError(f"the network returns {type(out).__name__}; neon explains one tensor of shape "
+                                    "(n, n_targets) or (n,).")
+    if out.dim() == 1:
+        return out.unsqueeze(1)
+    if out.dim() != 2:
+        raise UnsupportedModelError(
+            f"the model's output has shape {tuple(out.shape)}; neon explains outputs of shape (n, k) (one value per "
+            "class or output) or (n,). For dense outputs (segmentation maps, sequences), explain a reduction of them: "
+            "output_selector=lambda out: out.mean((2, 3)) (or the pixel, region or token you are interested in)."
+        )
+    return out
 
 
 def cheap_nodes(steps: list[Step], rules: Mapping[str, Rule] | None = None) -> set[fx.Node]:
@@ -196,6 +213,7 @@ def propagate(
     record: bool = False,
     baseline: Tensor | None = None,
     channels_last: bool | None = None,
+    choose_target: Callable[[Tensor, Callable[[str], Tensor]], Tensor] | None = None,
 ) -> Propagation:
     """Explain ``target`` (one index per sample; ``None``: the arg-max output) of the network at ``x``.
 
@@ -204,6 +222,8 @@ def propagate(
     explained value is ``f(x) - f(x~)``. ``rules`` holds the rule of every node of a kind that has one
     (:meth:`neon.Network.assign_rules`). ``channels_last`` runs the pass on channels-last images
     (``None``: where :func:`prefers_channels_last` says so); the relevance comes back contiguous.
+    ``choose_target(outputs, value)`` picks the default target from the forward pass (``value(name)`` is
+    any node's value); ``None``: the arg-max output.
     """
     guard = getattr(steps[0].node.graph.owning_module, "neon_shared_weights", None) if steps else None
     if guard is not None:
@@ -221,15 +241,19 @@ def propagate(
         states: dict[fx.Node, Any] = {}
         out, env = forward(steps, x, keep=True, recompute=lazy, rules=rules, states=states)
         by_node = {s.node: s for s in steps}
+        if target is None and choose_target is not None:
+            names = {s.name: s.node for s in steps}
+            target = choose_target(out, lambda name: _materialize(names[name], env, by_node))
         target = out.argmax(dim=1) if target is None else target
         target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
         value = out.gather(1, target).squeeze(1)
         ctx = Context(target=target.squeeze(1))
         output_step = steps[-1]
         seed = value if baseline is None else value - baseline.to(value).reshape(-1)
-        relevance: dict[fx.Node, Tensor] = {
-            output_step.inputs[0]: torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
-        }
+        top = output_step.inputs[0]
+        initial = torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
+        top_value = _materialize(top, env, by_node)
+        relevance: dict[fx.Node, Tensor] = {top: initial.view(top_value.shape) if top_value.dim() == 1 else initial}
         hints: dict[fx.Node, Any] = {}
         layers: dict[str, Tensor] | None = {} if record else None
         facts = layer_facts(steps, rules)

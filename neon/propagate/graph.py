@@ -32,6 +32,7 @@ from torch import fx, nn
 
 from ..exceptions import UnsupportedLayerError
 from ..layers.families import MOVE_MODULES
+from ..layers.pooling import max_pool_indices
 from ..rules.defaults import has_default
 from .kinds import NodeKind
 
@@ -85,6 +86,8 @@ _SCALE_FUNCTIONS = {operator.mul: operator.mul, operator.truediv: operator.trued
                     operator.imul: operator.mul, operator.itruediv: operator.truediv,
                     torch.mul: torch.mul, torch.div: torch.div}
 _CONST_METHODS = {"size", "dim"}
+#: Functions of tensors whose (integer) values carry no relevance.
+_CONST_FUNCTIONS = {max_pool_indices}
 
 SUPPORTED_TEXT = (
     "Supported: nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d/2d (folded), element-wise activations "
@@ -264,7 +267,7 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
         return Step(node, NodeKind.MAX, label, fn=_MAX_FUNCTIONS[t], inputs=inputs)
     if t in _SCALE_FUNCTIONS and _scalar_only(node, inputs):
         return Step(node, NodeKind.SCALE, label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
-    if all(n in const for n in node.all_input_nodes):
+    if all(n in const for n in node.all_input_nodes) or t in _CONST_FUNCTIONS:
         return _const(node, label)
     raise _unsupported(node, f"function {_target_name(node)}")
 

@@ -7,8 +7,13 @@ virtual support vector included in the normalisation but contributing no distanc
 value ``g`` is decomposed over the input features ``d`` as
 
 - midpoint:          ``m_d = gamma (sum_j p_j- (x_d - x_jd)^2 - sum_i p_i+ (x_d - x_id)^2)``
-- gradient x input:  ``m_d = gamma x_d 2 (sum_i p_i+ x_id - sum_j p_j- x_jd)``
+- gradient x input:  ``m_d = x_d [grad g(x)]_d = gamma x_d 2 (sum_i p_i+ x_id - sum_j p_j- x_jd + (P- - P+) x_d)``
 - hybrid (default):  ``(1 - eta) GI + eta midpoint``
+
+with ``P+-`` the real support vectors' total shares of each side. The authors' code places the intercept's
+virtual support vector at ``x`` itself, so its share enters the weighted means; that is exactly the
+gradient of ``g``. The short form without the ``(P- - P+) x_d`` term is wrong whenever the intercept's share
+is not negligible.
 
 docs/theory.md writes these for ``g / gamma``; neon multiplies by ``gamma`` so that relevance and the
 explained value ``g`` (a log-ratio of kernel sums) have the same units. The midpoint sum is exactly
@@ -49,18 +54,29 @@ def median_squared_distance(x: Tensor, max_rows: int = ETA_FIT_ROWS) -> float:
     return float(d[iu[0], iu[1]].median())
 
 
+def eta_from_gamma(gamma_prime: float) -> float:
+    """The authors' heuristic on the normalised kernel width ``gamma'`` (``compute_heuristic_eta_svm``, Bley et al.).
+
+    ``eta = 0`` if ``log10 gamma' < -0.5``, ``1`` if ``log10 gamma' > 1.5``, else ``round(0.4 log10 gamma' + 0.4, 2)``.
+    """
+    if gamma_prime <= 0:
+        return 0.0
+    log_gamma = math.log10(gamma_prime)
+    if log_gamma < -0.5:
+        return 0.0
+    if log_gamma > 1.5:
+        return 1.0
+    return round(0.4 * log_gamma + 0.4, 2)
+
+
 def eta_heuristic(gamma: float, x: Tensor) -> float:
-    """``eta = clip(0.4 log10(gamma') + 0.4, 0, 1)``, ``gamma' = gamma * median ||x_i - x_j||^2`` (Bley et al. 2025).
+    """:func:`eta_from_gamma` of ``gamma' = gamma * median ||x_i - x_j||^2`` over the fit data ``x``.
 
     ``gamma'`` is the kernel width after rescaling the data so that the median pairwise squared
     distance is 1: a wide kernel (``gamma'`` small, nearly linear model) favours gradient x input, a
-    narrow one (``gamma' >= 10^1.5``) the midpoint rule.
+    narrow one (``gamma' > 10^1.5``) the midpoint rule.
     """
-    med = median_squared_distance(x)
-    gamma_prime = gamma * med
-    if gamma_prime <= 0:
-        return 0.0
-    return float(min(1.0, max(0.0, 0.4 * math.log10(gamma_prime) + 0.4)))
+    return eta_from_gamma(gamma * median_squared_distance(x))
 
 
 class SVCHybrid(Rule):
@@ -115,15 +131,16 @@ class SVCHybrid(Rule):
     def _decompose(self, op: RBFContrast, x: Tensor, s: Tensor) -> Tensor:
         # omega_k = sum_p s_p (p-_pk - p+_pk): the net weight of support vector k over all pairs, so that
         # midpoint = sum_k omega_k (x - x_k)^2 = x^2 sum(omega) - 2 x (omega SV) + omega SV^2 and
-        # GI = -2 x (omega SV), without an n x n_SV x d tensor.
+        # GI = 2 x (sum(omega) x - omega SV), without an n x n_SV x d tensor. sum_k omega_k = sum_p s_p (P-_p - P+_p)
+        # is the intercept's term of the gradient (zero when the virtual support vector has no share).
         omega = op.net_weights(x, s)
         total = omega.sum(-1, keepdim=True)
         cross = omega @ op.sv_centered  # omega @ SV in centred coordinates (accurate for uncentred data)
-        gi = -2.0 * x * (cross + total * op.center)
+        xc = x - op.center
+        gi = 2.0 * x * (total * xc - cross)
         eta = float(self.eta)
         if eta == 0:
             return op.gamma * gi
-        xc = x - op.center
         mid = xc * xc * total - 2.0 * xc * cross + omega @ (op.sv_centered * op.sv_centered)
         return op.gamma * ((1.0 - eta) * gi + eta * mid)
 
@@ -146,9 +163,8 @@ class SVCMidpoint(SVCHybrid):
 class SVCGradientInput(SVCHybrid):
     """Gradient x input for an RBF SVC pair layer: :class:`SVCHybrid` with ``eta = 0`` (Bley et al. 2025).
 
-    ``R_d = gamma x_d 2 (sum_i p_i+ x_id - sum_j p_j- x_jd)``: exactly ``x * grad g`` when the intercept is
-    zero; with an intercept, ``grad g`` has an extra ``2 gamma (P- - P+) x`` from the virtual support vector's
-    weight, which this rule (as docs/theory.md) leaves out.
+    ``R = x * grad g(x) = gamma x 2 (sum_i p_i+ x_i - sum_j p_j- x_j + (P- - P+) x)`` per pair, the intercept
+    included (``P+-`` the real support vectors' total shares): the authors' rule with ``with_intercept=True``.
     """
 
     name = "svc-gradient-x-input"
