@@ -8,9 +8,12 @@ model's forward, ...) on a few rows, and a difference beyond the rounding of the
 the first data it sees and again whenever the model changes, so a fitted explainer pays for it once.
 
 Tolerances (``max |network - model| <= tol * max |model|`` over the checked rows) are the rounding of the
-computation's dtype, measured on the models of the test suite with margin: folded batch norm, fused
-convolution kernels and the log-sum-exp forms of the NEON layers round differently from the model's own
-code, never by more than these.
+dtype the model or the network computes in, whichever is coarser. Folded batch norm, fused convolution kernels
+and the log-sum-exp forms of the NEON layers round differently from the model's own code; measured on CPU
+(torchvision resnet18, vgg11_bn, mobilenet_v2, densenet121 with random weights and batch-norm statistics, 8
+images of 64x64), the largest relative differences were 0 in float64, 1.9e-6 in float32, 2.3e-3 in float16
+and 1.7e-2 in bfloat16. The tolerances below leave a margin of 5x (float32), 8x (float16) and 3x (bfloat16)
+over these; the NEON converters (float64) agree with scikit-learn to ~1e-13.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def check_equivalence(network: Network, x: Tensor, rows: int = CHECK_ROWS) -> fl
         got = network(xb)
         if ref.to_model is not None:
             got = ref.to_model(got)
+    precision = want.dtype if want.is_floating_point() else got.dtype  # the model's own precision counts too
     want = want.reshape(len(xb), -1).to(got.dtype)
     name = network.description or "the model"
     if got.shape != want.shape:
@@ -78,7 +82,7 @@ def check_equivalence(network: Network, x: Tensor, rows: int = CHECK_ROWS) -> fl
     diff = (got - want).abs()
     worst = float(diff[finite].max()) if bool(torch.isfinite(got[finite]).all()) else float("inf")
     relative = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
-    tol = tolerance(got.dtype)
+    tol = max(tolerance(got.dtype), tolerance(precision))
     if relative > tol:
         where = ""
         if ref.diagnose is not None:
@@ -89,7 +93,7 @@ def check_equivalence(network: Network, x: Tensor, rows: int = CHECK_ROWS) -> fl
         raise EquivalenceError(
             f"the network neon built from {name} does not compute what {ref.what} computes: max |difference| "
             f"{worst:.3g} on the first {len(xb)} rows, {relative:.2g} of the output's scale {scale:.3g} "
-            f"(allowed in {str(got.dtype).replace('torch.', '')}: {tol:g}).{where} neon refuses to explain another "
+            f"(allowed in {str(precision).replace('torch.', '')}: {tol:g}).{where} neon refuses to explain another "
             f"function. {CAUSES}"
         )
     return relative

@@ -427,3 +427,20 @@ def test_tolerances_are_the_dtype_s_rounding() -> None:
 
     assert TOLERANCE[torch.float64] == 1e-9 and TOLERANCE[torch.float32] == 1e-5
     assert np.all([TOLERANCE[t] < 0.1 for t in (torch.float16, torch.bfloat16)])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_are_checked_with_their_rounding(dtype) -> None:
+    seed()
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 6 * 6, 4)).eval()
+    with torch.no_grad():
+        model[1].running_mean.normal_(0, 0.2)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model = model.to(dtype)
+    x = _x((4, 3, 6, 6)).to(dtype)
+    explainer = neon.Explainer(model, rules="epsilon").fit(x)
+    assert explainer.equivalence_ is not None and 0 < explainer.equivalence_ < 5e-2
+    expl = explainer.explain(x, target=1)
+    with torch.no_grad():
+        torch.testing.assert_close(expl.output.float(), model(x)[:, 1].float(), rtol=5e-2, atol=5e-2)

@@ -299,8 +299,9 @@ class _TorchOutput:
         model = self._model() if self._model is not None else None
         if model is None:
             raise UnsupportedModelError("the model this network was traced from no longer exists.")
+        dtype = next((t.dtype for t in model.parameters() if t.is_floating_point()), x.dtype)
         with torch.no_grad():
-            out = model(x)
+            out = model(x.to(dtype) if x.is_floating_point() else x)  # the model runs in its own precision
             out = out if self.select is None else self.select(out)
             if not isinstance(out, torch.Tensor):
                 raise UnsupportedModelError(f"the model returns {structure_of(out)}, not one tensor.")
