@@ -20,7 +20,8 @@ class ArrayInfo:
     feature_names: list[str] | None
 
 
-def _is_dataframe(X: Any) -> bool:
+def is_dataframe(X: Any) -> bool:
+    """Whether ``X`` is a pandas DataFrame (duck-typed: pandas is not a dependency)."""
     return hasattr(X, "columns") and hasattr(X, "to_numpy") and hasattr(X, "dtypes")
 
 
@@ -34,7 +35,7 @@ def as_tensor(X: Any, name: str = "X") -> tuple[Tensor, ArrayInfo]:
         info = ArrayInfo("torch", X.dtype, X.device, None)
         t = X.detach()
     else:
-        if _is_dataframe(X):
+        if is_dataframe(X):
             feature_names = [str(c) for c in X.columns]
             try:
                 arr = X.to_numpy(dtype=np.float64)

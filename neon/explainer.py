@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._arrays import ArrayInfo, as_tensor, compute_dtype, restore, restore_vector
+from ._arrays import ArrayInfo, as_tensor
+from ._batches import Sink, Source, check_device, fit_tensor, is_batch_stream, is_dask, progress_bar
 from .converters import neuralize
 from .exceptions import NeonError, RuleError
 from .explanation import Explanation
@@ -43,7 +45,9 @@ class Explainer:
         recommendation: ``"mean"`` for linear models (relevance adds up to ``f(x) - f(mean)``, nothing
         absorbed), ``None`` for every other model.
     batch_size
-        Rows per internal batch; ``None`` for the network's own choice. Results do not depend on it.
+        Rows per chunk (``None``: the network's own choice). Memory is bounded by the chunk, never by a copy of
+        the data: each chunk is read, explained and written straight into the result. Results do not depend
+        on it (batch independence).
     verify
         Check at run time that the network computes what the model computes (:mod:`neon.verification`):
         on the first rows of the fit data, else of the first explained batch, and again whenever the
@@ -51,6 +55,15 @@ class Explainer:
         A fitted explainer checks once per model version. ``False`` skips the check: safe only for a model
         whose network has been checked before in the same form (e.g. the same model explained in a loop
         with ``verify=True`` on its first call), never for a model that has not been checked at all.
+    progress
+        Show a progress bar (tqdm) while explaining: ``None`` (default) shows one when more than one chunk runs
+        and the output is a terminal or a notebook; ``False`` never, ``True`` always.
+    dtype
+        The dtype to compute in; ``None`` follows the input (float32 data is explained in float32, float64 stays
+        float64; integer data in the model's dtype). float16 / bfloat16 are meant for GPUs.
+    device
+        Where to compute (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None``: where the input is (numpy data: the CPU).
+        numpy data explained on a GPU goes there chunk by chunk and comes back as numpy.
     **options
         Passed on to the converter (:func:`neon.neuralize`), e.g. ``output_selector=`` for a PyTorch model
         that returns several outputs.
@@ -84,13 +97,23 @@ class Explainer:
     """
 
     def __init__(self, model: Any, rules: Any = None, output: str | None = None, reference: Any = "auto",
-                 batch_size: int | None = None, verify: bool = True, **options: Any):
+                 batch_size: int | None = None, verify: bool = True, progress: bool | None = None,
+                 dtype: torch.dtype | None = None, device: Any = None, **options: Any):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"batch_size={batch_size!r}: give a positive number of rows (or None).")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype={dtype!r}: give a floating torch dtype (torch.float32, torch.float64, "
+                             "torch.float16, torch.bfloat16) or None to follow the input.")
         self.model = model
         self.rules = rules
         self.output = output
         self.reference = reference
         self.batch_size = batch_size
         self.verify = verify
+        self.progress = progress
+        self.dtype = dtype
+        self.device = None if device is None else check_device(device)
         self.options = options
 
     # ------------------------------------------------------------------ fit
@@ -118,8 +141,9 @@ class Explainer:
         self._fitted_on_data = bool(needs_fit)
         x_fit = None
         if X_fit is not None:
-            x_fit, info = as_tensor(X_fit, "X_fit")
+            x_fit, info = fit_tensor(X_fit)
             self._check_features(network, x_fit, info)
+            x_fit = x_fit.to(device=self._device(x_fit.device), dtype=self._dtype(x_fit.dtype, network.dtype))
         elif needs_fit:
             raise ValueError(
                 "these rules depend on data and need fit data: "
@@ -130,8 +154,8 @@ class Explainer:
         if x_fit is not None and self.verify and len(x_fit):
             self._check(x_fit)
         if x_fit is not None and needs_fit:
-            net = self._network_for(compute_dtype(x_fit, network.dtype), x_fit.device)
-            rules = net.fit_rules(rules, x_fit.to(net.dtype))
+            net = self._network_for(x_fit.dtype, x_fit.device)
+            rules = net.fit_rules(rules, x_fit)
         self.rules_ = rules
         self.reference_ = None
         self.baseline_ = None
@@ -165,10 +189,19 @@ class Explainer:
             return network.default_reference
         return self.reference
 
+    def _dtype(self, data: torch.dtype, network: torch.dtype) -> torch.dtype:
+        """The computation's dtype: ``dtype=``, else the data's floating dtype, else the network's."""
+        if self.dtype is not None:
+            return self.dtype
+        return data if data.is_floating_point else network
+
+    def _device(self, data: torch.device) -> torch.device:
+        return data if self.device is None else self.device
+
     def _check(self, x: Tensor) -> None:
         """The run-time equivalence check on the first rows of ``x`` (:func:`neon.verification.check_equivalence`)."""
-        net = self._network_for(compute_dtype(x, self.network_.dtype), x.device)
-        self.equivalence_ = check_equivalence(net, x.to(net.dtype))
+        net = self._network_for(x.dtype, x.device)
+        self.equivalence_ = check_equivalence(net, x)
         self._verified = self._state
 
     def _ensure_equivalent(self, x: Tensor) -> None:
@@ -229,88 +262,140 @@ class Explainer:
             )
 
     # ------------------------------------------------------------------ explain
-    def explain(self, X: Any, target: Any = None, record: bool = False) -> Explanation:
+    def explain(self, X: Any, target: Any = None, record: bool = False) -> Any:
         """Explain ``target`` (default: the predicted class / assigned cluster) for every row of ``X``.
 
         Parameters
         ----------
         X
-            Inputs, ``(n, ...)``: numpy, pandas or torch. Results come back the same way.
+            Inputs, ``(n, ...)``: a numpy array or memmap, a torch tensor, a pandas DataFrame, a pyarrow Table
+            (relevance comes back in the same form; a memmap as an in-memory array), an iterable of batches
+            such as a torch ``DataLoader`` (then an iterator of one :class:`Explanation` per batch), or a dask
+            array or DataFrame (then a lazy explanation of dask arrays, see :mod:`neon.distributed`).
         target
-            ``None`` (the arg-max output: predicted class, assigned cluster, the only output), one
-            index for all samples, one index per sample, or a target name (class label).
+            ``None`` (the model's prediction: predicted class, assigned cluster, the only output), one index
+            for all samples, one index per sample, or a target name (class label).
         record
             Keep the relevance of every node in ``Explanation.layers`` (for inspection and tests).
         """
-        x, info = as_tensor(X)
+        if is_dask(X):
+            from .distributed import explain_dask
+
+            return explain_dask(self, X, target)
+        if is_batch_stream(X):
+            return self._explain_stream(X, target, record)
+        source = Source(X)
         if not hasattr(self, "network_"):
             self.fit(X)  # documented: an unfitted explainer fits on the data it explains
-        if self.verify and len(x):
-            self._check_features(self.network_, x, info)
-            self._ensure_equivalent(x)
         network = self.network_
-        self._check_features(network, x, info)
-        net = self._network_for(compute_dtype(x, network.dtype), x.device)
-        xc = x.to(net.dtype)
-        n = len(xc)
+        self._check_source(network, source)
+        dtype = self._dtype(source.torch_dtype, network.dtype)
+        device = self._device(getattr(source, "device", torch.device("cpu")))
+        net = self._network_for(dtype, device)
+        out_dtype = source.dtype if source.kind != "torch" else None
+        sink = Sink(source, out_dtype)
+        n = source.n
         rules_desc = f"{self.composite_!r}"
         if n == 0:
-            empty = torch.zeros(0, dtype=net.dtype)
+            empty = torch.zeros(0, dtype=dtype)
+            sink.put_relevance(0, torch.zeros((0,) + tuple(source.shape[1:]), dtype=dtype))
             return Explanation(
-                relevance=restore(xc, info), output=restore_vector(empty, info),
-                target=restore_vector(empty.long(), info), absorbed=restore_vector(empty, info), data=X,
-                baseline=restore_vector(empty, info), feature_names=info.feature_names or network.feature_names,
+                relevance=sink.finish_relevance(), output=sink.finish_vector(empty),
+                target=sink.finish_vector(empty.long()), absorbed=sink.finish_vector(empty), data=X,
+                baseline=sink.finish_vector(empty), feature_names=source.feature_names or network.feature_names,
                 target_names=network.target_names, output_kind=network.output_kind, rules=rules_desc,
             )
         chunk = self.batch_size or network.chunk_size or n
-        relevance: Tensor | None
-        val: list[Tensor]
-        tgt: list[Tensor]
-        layers: dict[str, list[Tensor]] | None
-        relevance, val, tgt, layers = None, [], [], {} if record else None
-        for start in range(0, n, chunk):
-            xb = xc[start:start + chunk]
-            # The default target (arg-max) comes from propagate's own forward pass: no second forward.
-            tb = None if target is None and self.baseline_ is None else self._targets(net, xb, target, start, n)
-            # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from
-            # (tb is set whenever there is a baseline).
-            bb = None if self.baseline_ is None else self.baseline_.to(device=cast(Tensor, tb).device).gather(0, tb)
-            p = net.propagate(xb, tb, self._rules_for(net), record=record, baseline=bb)
-            # Chunks go straight into one preallocated result, so each chunk's memory is reused.
-            if chunk >= n:
-                relevance = p.relevance
-            else:
-                if relevance is None:
-                    relevance = p.relevance.new_empty((n,) + tuple(p.relevance.shape[1:]))
-                relevance[start:start + len(xb)] = p.relevance
-            val.append(p.value)
-            assert p.target is not None  # propagate always returns the explained target
-            tgt.append(p.target)
-            if record:
-                assert layers is not None and p.layers is not None  # record=True
-                for k, v in p.layers.items():
-                    layers.setdefault(k, []).append(v)
-        value = torch.cat(val)
-        targets = torch.cat(tgt)
-        baseline = torch.zeros_like(value)
-        if self.baseline_ is not None:
-            baseline = self.baseline_.to(value).gather(0, targets.to(value.device))
-        explained = value - baseline
-        assert relevance is not None  # n > 0
-        absorbed = explained - relevance.reshape(n, -1).sum(1)
+        layers: dict[str, list[Tensor]] | None = {} if record else None
+        with progress_bar(n, self.progress, n > chunk) as bar:
+            for start, xb in source.chunks(chunk):
+                xb = xb.to(device=device, dtype=dtype)
+                if self.verify and start == 0:
+                    self._ensure_equivalent(xb)
+                    net = self._network_for(dtype, device)  # a changed model was traced again
+                # The default target (the prediction) comes from propagate's own forward pass: no second forward.
+                tb = None if target is None and self.baseline_ is None else self._targets(net, xb, target, start, n)
+                # With a reference the explained value is f(x) - f(x~): that is what the relevance starts from
+                # (tb is set whenever there is a baseline).
+                bb = None if self.baseline_ is None else \
+                    self.baseline_.to(device=cast(Tensor, tb).device).gather(0, tb)
+                p = net.propagate(xb, tb, self._rules_for(net), record=record, baseline=bb)
+                assert p.target is not None  # propagate always returns the explained target
+                baseline = torch.zeros_like(p.value) if self.baseline_ is None else \
+                    self.baseline_.to(p.value).gather(0, p.target.to(p.value.device))
+                explained = p.value - baseline
+                sink.put_relevance(start, p.relevance)
+                sink.put("output", explained)
+                sink.put("target", p.target)
+                sink.put("baseline", baseline)
+                sink.put("absorbed", explained - p.relevance.reshape(len(xb), -1).sum(1))
+                if record:
+                    assert layers is not None and p.layers is not None  # record=True
+                    for k, v in p.layers.items():
+                        layers.setdefault(k, []).append(v)
+                bar.update(len(xb))
         return Explanation(
-            relevance=restore(relevance, info),
-            output=restore_vector(explained, info),
-            target=restore_vector(targets, info),
-            absorbed=restore_vector(absorbed, info),
+            relevance=sink.finish_relevance(),
+            output=sink.finish_vector(sink.vector("output")),
+            target=sink.finish_vector(sink.vector("target")),
+            absorbed=sink.finish_vector(sink.vector("absorbed")),
             data=X,
-            baseline=restore_vector(baseline, info),
-            feature_names=info.feature_names or network.feature_names,
+            baseline=sink.finish_vector(sink.vector("baseline")),
+            feature_names=source.feature_names or network.feature_names,
             target_names=network.target_names,
             output_kind=network.output_kind,
             rules=rules_desc,
             layers=None if layers is None else {k: torch.cat(v) for k, v in layers.items()},
         )
+
+    def _explain_stream(self, batches: Any, target: Any, record: bool) -> Iterator[Explanation]:
+        """One explanation per batch of an iterable (a ``DataLoader`` yields ``x`` or ``(x, y, ...)``)."""
+        if target is not None and not isinstance(target, (int, str, np.integer)):
+            raise ValueError("target for an iterable of batches must be None, one index or one target name "
+                             "(per-sample targets: explain each batch with its own target).")
+        shape: tuple[int, ...] | None = None
+        total = len(batches) if hasattr(batches, "__len__") else None
+        with progress_bar(total, self.progress, total is None or total > 1, unit="batches") as bar:
+            for i, batch in enumerate(batches):
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                per_sample = tuple(x.shape[1:]) if hasattr(x, "shape") else None
+                if shape is None:
+                    shape = per_sample
+                elif per_sample != shape:
+                    raise ValueError(f"batch {i} has per-sample shape {per_sample}, but the first batch had {shape}: "
+                                     "every batch must have the same width.")
+                yield self.explain(x, target=target, record=record)
+                bar.update(1)
+
+    def _check_source(self, network: Network, source: Source) -> None:
+        expected = network.input_shape
+        if expected is not None and tuple(source.shape[1:]) != tuple(expected):
+            what = network.description or "the model"
+            if len(expected) == 1 and len(source.shape) == 2:
+                raise ValueError(f"X has {source.shape[1]} features, but {what} is expecting {expected[0]} features "
+                                 "as input.")
+            raise ValueError(f"X has per-sample shape {tuple(source.shape[1:])}, but {what} expects {expected}.")
+        if source.feature_names is not None and network.feature_names is not None \
+                and list(source.feature_names) != list(network.feature_names):
+            raise ValueError(
+                "The feature names should match those that were passed during fit. "
+                f"Expected {network.feature_names}, got {source.feature_names}."
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for cache in ("_networks", "_rule_cache"):  # rebuilt on demand
+            state.pop(cache, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "network_" in state:
+            self._networks = {}
+            # the unpickled model is a new object computing what the pickled one did: same version, checked
+            checked = state.get("_verified") == state.get("_state")
+            self._state = state_of(self.model)
+            self._verified = self._state if checked else None
 
     __call__ = explain
 

@@ -281,5 +281,14 @@ class Network(nn.Module):
                          f"  {s.name:<22} {kind:<6} {what[:70]}")
         return "\n".join(lines)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("steps", None)  # fx nodes: rebuilt from the graph module when unpickled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.steps = classify(self.graph_module)
+
     def extra_repr(self) -> str:
         return f"output_kind={self.output_kind!r}, description={self.description!r}"

@@ -29,7 +29,10 @@ def test_dataframe_columns_become_feature_names(iris, kind: str) -> None:
     assert neon.neuralize(model).feature_names == list(df.columns)
     expl = neon.Explainer(model).fit(df).explain(df)
     assert expl.feature_names == list(df.columns)
-    assert isinstance(expl.relevance, np.ndarray) and expl.relevance.shape == df.shape
+    # relevance comes back in the input's form: a DataFrame on the same index and columns
+    assert isinstance(expl.relevance, pd.DataFrame) and expl.relevance.shape == df.shape
+    assert list(expl.relevance.columns) == list(df.columns) and expl.relevance.index.equals(df.index)
+    assert isinstance(expl.output, pd.Series) and expl.output.index.equals(df.index)
     # The same numbers as for the plain array.
     plain = neon.Explainer(model).fit(df.to_numpy()).explain(df.to_numpy())
     np.testing.assert_allclose(expl.relevance, plain.relevance, rtol=1e-12, atol=1e-12)

@@ -57,6 +57,9 @@ class SharedWeights:
     def __deepcopy__(self, memo: dict) -> SharedWeights:
         return SharedWeights([])  # a deep copy owns its tensors: nothing shared left to guard
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SharedWeights, ([],))  # so does an unpickled network
+
 
 def _copy_sharing_weights(model: nn.Module) -> tuple[nn.Module, SharedWeights]:
     """A deep copy of ``model`` whose parameters and buffers are new tensor objects on the same storage."""
@@ -311,6 +314,12 @@ class _TorchOutput:
     def __getstate__(self) -> dict[str, Any]:
         return {"_model": None, "select": None, "space": self.space}
 
+    def __deepcopy__(self, memo: dict) -> _TorchOutput:
+        # a copy of a network in another dtype still compares with the same model (not a copy of it)
+        new = _TorchOutput.__new__(_TorchOutput)
+        new.__dict__.update(self.__dict__)
+        return new
+
 
 class _Divergence:
     """Where a network and its model part: the first traced module whose output differs from the model's own.
@@ -357,6 +366,11 @@ class _Divergence:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_model": None}
+
+    def __deepcopy__(self, memo: dict) -> _Divergence:
+        new = _Divergence.__new__(_Divergence)
+        new.__dict__.update(self.__dict__)
+        return new
 
 
 def _to_probabilities(out: torch.Tensor) -> torch.Tensor:
