@@ -121,7 +121,8 @@ class WithAttention(nn.Module):
     def __init__(self):
         super().__init__()
         self.encoder = nn.Sequential()
-        self.encoder.add_module("att", nn.MultiheadAttention(4, 2, batch_first=True))
+        # add_bias_kv appends learned key/value rows: no exact rewrite into projections and products
+        self.encoder.add_module("att", nn.MultiheadAttention(4, 2, batch_first=True, add_bias_kv=True))
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
@@ -141,10 +142,10 @@ CASES = {
     "torch.sort": (lambda: Wrapped(Sorter()), (2, 2, 5), neon.UnsupportedLayerError,
                    ["torch.sort", "block.1", "Supported"]),
     "nn.LSTM": (WithLSTM, (2, 3, 4), neon.UnsupportedLayerError, ["LSTM", "'rnn'", "Supported"]),
-    "nn.MultiheadAttention": (WithAttention, (2, 3, 4), neon.UnsupportedLayerError,
-                              ["MultiheadAttention", "encoder.att", "Supported"]),
-    "softmax in the middle": (lambda: Wrapped(nn.Softmax(dim=1)), (2, 2, 5), neon.UnsupportedLayerError,
-                              ["Softmax", "block.1"]),
+    "nn.MultiheadAttention(add_bias_kv=True)": (WithAttention, (2, 3, 4), neon.UnsupportedLayerError,
+                                                ["MultiheadAttention", "encoder.att", "add_bias_kv"]),
+    "log-softmax in the middle": (lambda: Wrapped(nn.LogSoftmax(dim=1)), (2, 2, 5), neon.UnsupportedLayerError,
+                                  ["LogSoftmax", "block.1"]),
     "control flow": (Untraceable, (2, 4), neon.UnsupportedModelError, ["cannot trace", "control flow", "Supported"]),
     "control flow, nested": (Outer, (2, 4), neon.UnsupportedModelError, ["cannot trace", "'inner'", "x.sum() > 0"]),
 }
@@ -178,16 +179,16 @@ def test_error_in_rule_assignment_after_neuralizing_leaves_the_model_untouched()
     assert_untouched(model, before)
 
 
-def test_no_silent_gradient_fallback_for_an_unknown_elementwise_product():
+def test_no_silent_gradient_fallback_for_an_unknown_elementwise_quotient():
     class Gate(nn.Module):
         def __init__(self):
             super().__init__()
             self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
 
         def forward(self, x):
-            return self.b(self.a(x) * torch.sigmoid(x))  # a product of two tensors: no LRP rule
+            return self.b(self.a(x) / torch.sigmoid(x))  # a quotient of two tensors: no LRP rule
 
-    with pytest.raises(neon.UnsupportedLayerError, match="mul"):
+    with pytest.raises(neon.UnsupportedLayerError, match="truediv"):
         neon.explain(Gate(), torch.randn(2, 4))
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import torch
 
 from ..exceptions import OutputError, UnsupportedModelError
 from ..network import Network
@@ -22,7 +24,7 @@ Converter = Callable[..., Network]
 CONVERTERS: list[tuple[Callable[[Any], bool], Converter, str]] = []
 
 #: Converter modules, imported on first use (the scikit-learn ones import scikit-learn).
-CONVERTER_MODULES = ("dnn", "kmeans", "density", "svm", "linear", "mlp", "pipeline")
+CONVERTER_MODULES = ("transformers", "dnn", "kmeans", "density", "svm", "linear", "mlp", "pipeline")
 
 
 def _with_outputs(converter: Converter, outputs: Sequence[str] | None) -> Converter:
@@ -101,12 +103,32 @@ def neuralize(model: Any, **options: Any) -> Network:
     """
     if isinstance(model, Network):
         return model
+    if type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
+        # torch.compile's wrapper hides the module's forward from torch.fx; the original computes the same
+        raise UnsupportedModelError("this is a torch.compile'd model; explain the original module instead: "
+                                    "model._orig_mod (it computes the same function).")
     # PyTorch models first: explaining one never imports the scikit-learn converters (and scikit-learn).
-    for names in (CONVERTER_MODULES[:1], CONVERTER_MODULES):
+    for names in (CONVERTER_MODULES[:2], CONVERTER_MODULES):
         load_converters(names)
         for predicate, converter, _ in CONVERTERS:
             if predicate(model):
                 return converter(model, **options)
-    raise UnsupportedModelError(
-        f"neon cannot neuralize {type(model).__name__}. Supported: " + "; ".join(supported_models()) + "."
-    )
+    raise UnsupportedModelError(_unsupported(model))
+
+
+#: Where the documentation lists the supported model families (one converter page each).
+SUPPORTED_MODELS_DOC = "the converter pages listed in docs/index.md"
+
+
+def _unsupported(model: Any) -> str:
+    """The refusal of a model no converter accepts: its name, and where the supported ones are listed."""
+    cls = type(model)
+    # the public module path (sklearn.tree, not sklearn.tree._classes)
+    module = ".".join(part for part in cls.__module__.split(".") if not part.startswith("_")) or cls.__module__
+    name = cls.__name__ if module in ("builtins", "collections") else f"{cls.__name__} ({module}.{cls.__name__})"
+    if isinstance(model, Mapping) and model and all(isinstance(v, torch.Tensor) for v in model.values()):
+        return (f"neon cannot neuralize this {cls.__name__} of {len(model)} tensors: it is a state_dict (the weights "
+                "only, not the model). Build the model, load the weights with model.load_state_dict(state_dict) and "
+                "explain the model; or save the whole model with torch.save(model, path).")
+    return (f"neon cannot neuralize {name}: it has no exact rewriting as a network in neon. "
+            f"neon.supported_models() lists the models neon explains, as does {SUPPORTED_MODELS_DOC}.")

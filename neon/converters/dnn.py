@@ -27,6 +27,7 @@ from ..layers.pooling import max_pool_indices
 from ..layers.top import LogOdds
 from ..network import SUPPORTED_TEXT, ModelReference, Network
 from ._registry import register
+from .canonizers import canonicalize
 from .tracing import TRACE_LOCK, Tracer, cached, check_traceable, selector, structure_of, user_frame
 
 _SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
@@ -481,6 +482,7 @@ def _build(model: nn.Module, output: str | None, input_shape: Sequence[int] | No
     resolve_inplace(gm)
     split_pool_indices(gm)
     fold_batchnorm(gm)
+    canonicalize(gm)  # attention, transformer layers, embeddings: into the parts neon has rules for
     softmax = _strip_softmax(gm)
     kind = output or ("log-odds" if softmax else "logit")
     if kind == "log-odds":

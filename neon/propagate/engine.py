@@ -3,7 +3,7 @@
 The engine knows graphs, node kinds and the rule protocol (:mod:`neon.rules.base`), nothing of any
 concrete rule or of the models networks come from. What a rule can do beyond computing relevance
 (pass relevance through without values, keep state from the forward pass, leave a hint for the node
-below) it declares, and the engine asks. The backward pass visits the nodes in reverse topological
+below, run and explain two layers as one) it declares, and the engine asks. The backward pass visits the nodes in reverse topological
 order, sums relevance over fan-out (residual branches, a module called twice) and frees every
 activation as soon as no rule needs it.
 """
@@ -20,7 +20,7 @@ from torch import Tensor, fx, nn
 from .._numeric import is_channels_last
 from ..exceptions import RuleError, UnsupportedModelError
 from ..layers.affine import like_input
-from ..rules.base import Context, Rule, vjp
+from ..rules.base import Context, Fused, Rule, SingleColumn, vjp
 from .facts import layer_facts
 from .graph import Step
 from .kinds import NodeKind
@@ -65,13 +65,15 @@ class NodeOp:
     """A function node as a function of its tensor inputs (other arguments bound from the forward pass).
 
     What a rule gets as ``op`` for a function node. ``adds_tensors`` says whether the node is a plain
-    ``a + b`` of two tensors, ``target`` is the traced function or method name.
+    ``a + b`` of two tensors, ``target`` is the traced function or method name, ``kwargs`` the node's keyword
+    arguments as traced (e.g. a softmax's ``dim``; graph nodes where a tensor is passed).
     """
 
     def __init__(self, step: Step, env: Mapping[fx.Node, Any]):
         self._step, self._env = step, env
         self.target = step.node.target
         self.adds_tensors = step.adds_tensors
+        self.kwargs = step.node.kwargs
 
     def __call__(self, *values: Tensor) -> Tensor:
         return _run(self._step, _lookup(self._env, dict(zip(self._step.inputs, values))))
@@ -89,25 +91,55 @@ def _recording(step: Step, rules: Mapping[str, Rule] | None) -> Rule | None:
     return rule if rule is not None and rule.records_forward else None
 
 
+def fusions(steps: list[Step], rules: Mapping[str, Rule]) -> dict[fx.Node, tuple[Step, Fused]]:
+    """Layers run and explained together with the layer feeding them (:meth:`Rule.fuse`).
+
+    ``{node: (step below, fused)}`` for every layer whose single input is the output of a layer used by
+    nothing else, where the node's rule offers a fused step for the pair.
+    """
+    by_node = {s.node: s for s in steps}
+    fused: dict[fx.Node, tuple[Step, Fused]] = {}
+    for s in steps:
+        rule = rules.get(s.name) if s.kind is NodeKind.LAYER and len(s.inputs) == 1 else None
+        below = by_node[s.inputs[0]] if rule is not None else None
+        if rule is None or below is None or below.kind is not NodeKind.LAYER or len(below.node.users) != 1 \
+                or not (s.args_are_inputs and below.args_are_inputs) or below.node in fused:
+            continue
+        below_rule = rules.get(below.name)
+        pair = None if below_rule is None else rule.fuse(s.module, below.module, below_rule)
+        if pair is not None:
+            fused[s.node] = (below, pair)
+    return fused
+
+
 def forward(steps: list[Step], x: Tensor, keep: bool = True,
             recompute: frozenset[fx.Node] | set[fx.Node] = frozenset(),
             rules: Mapping[str, Rule] | None = None,
-            states: dict[fx.Node, Any] | None = None) -> tuple[Tensor, dict[fx.Node, Any]]:
+            states: dict[fx.Node, Any] | None = None,
+            fused: Mapping[fx.Node, tuple[Step, Fused]] | None = None) -> tuple[Tensor, dict[fx.Node, Any]]:
     """Run the graph on ``x``; return its output and (if ``keep``) every intermediate value.
 
     Nodes in ``recompute`` are not kept once their last user has run, even with ``keep``: the
     backward pass recomputes them on demand (:func:`cheap_nodes`). With ``rules`` and ``states``, a
     layer whose rule records the forward (``Rule.records_forward``) is run by :meth:`Rule.record`, and
-    what the rule keeps goes into ``states`` (e.g. the winners of a max pool).
+    what the rule keeps goes into ``states`` (e.g. the winners of a max pool). A node in ``fused``
+    (:func:`fusions`, with ``states``) runs from the inputs of the layer below it, which is not run.
     """
     env: dict[fx.Node, Any] = {}
     users_left = {s.node: len(s.node.users) for s in steps}
+    fused = fused if fused and states is not None else {}
+    skipped = {below.node for below, _ in fused.values()}
     out = None
     for step in steps:
+        if step.node in skipped:
+            continue  # its inputs stay until the fused node above has run
         if step.kind is NodeKind.INPUT:
             env[step.node] = x
         elif step.kind is NodeKind.OUTPUT:
             out = env[step.inputs[0]]
+        elif step.node in fused:
+            below, pair = fused[step.node]
+            env[step.node], states[step.node] = pair.forward([env[n] for n in below.inputs])  # type: ignore[index]
         else:
             rule = _recording(step, rules) if states is not None else None
             recorded = None if rule is None else rule.record(step.module, [env[n] for n in step.inputs])
@@ -116,7 +148,10 @@ def forward(steps: list[Step], x: Tensor, keep: bool = True,
             else:
                 env[step.node] = _run(step, _lookup(env))
         if not keep or recompute:
-            for n in step.node.all_input_nodes:
+            done = step.node.all_input_nodes
+            if step.node in fused:
+                done = done + fused[step.node][0].node.all_input_nodes
+            for n in done:
                 users_left[n] -= 1
                 if users_left[n] == 0 and n in env and (not keep or n in recompute):
                     del env[n]
@@ -180,6 +215,18 @@ def prefers_channels_last(steps: list[Step], x: Tensor) -> bool:
     return any(s.kind is NodeKind.LAYER and type(s.module) is nn.Conv2d for s in steps)
 
 
+def held_constant(steps: list[Step], rules: Mapping[str, Rule]) -> set[fx.Node]:
+    """Nodes whose values the rules hold constant: outputs of rules that detach, and rearrangements of them."""
+    constant: set[fx.Node] = set()
+    for s in steps:
+        rule = rules.get(s.name)
+        if rule is not None and rule.detaches:
+            constant.add(s.node)
+        elif s.kind in (NodeKind.MOVE, NodeKind.SCALE) and s.inputs and all(n in constant for n in s.inputs):
+            constant.add(s.node)
+    return constant
+
+
 def _unsplittable(step: Step) -> tuple[Tensor | None, ...]:
     raise RuleError(f"{step.label} combines several tensors element-wise; neon cannot split its relevance.")
 
@@ -239,14 +286,18 @@ def propagate(
             x = x.contiguous()
         lazy = cheap_nodes(steps, rules)
         states: dict[fx.Node, Any] = {}
-        out, env = forward(steps, x, keep=True, recompute=lazy, rules=rules, states=states)
+        fused = {} if record else fusions(steps, rules)  # record=True reports every node's relevance
+        out, env = forward(steps, x, keep=True, recompute=lazy, rules=rules, states=states, fused=fused)
         by_node = {s.node: s for s in steps}
         if target is None and choose_target is not None:
             names = {s.name: s.node for s in steps}
             target = choose_target(out, lambda name: _materialize(names[name], env, by_node))
-        target = out.argmax(dim=1) if target is None else target
-        target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
-        value = out.gather(1, target).squeeze(1)
+        if target is None:  # the arg-max output: max gives the first of tied maxima too, with its value
+            value, target = out.max(dim=1)
+            target = target.view(-1, 1)
+        else:
+            target = target.to(device=out.device, dtype=torch.long).view(-1, 1)
+            value = out.gather(1, target).squeeze(1)
         ctx = Context(target=target.squeeze(1))
         output_step = steps[-1]
         seed = value if baseline is None else value - baseline.to(value).reshape(-1)
@@ -254,9 +305,10 @@ def propagate(
         initial = torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
         top_value = _materialize(top, env, by_node)
         relevance: dict[fx.Node, Tensor] = {top: initial.view(top_value.shape) if top_value.dim() == 1 else initial}
-        hints: dict[fx.Node, Any] = {}
+        hints: dict[fx.Node, Any] = {} if top_value.dim() == 1 else {top: SingleColumn(initial, ctx.target, seed)}
         layers: dict[str, Tensor] | None = {} if record else None
         facts = layer_facts(steps, rules)
+        constant = held_constant(steps, rules)
         result = None
         for step in reversed(steps[:-1]):
             R = relevance.pop(step.node, None)
@@ -269,12 +321,21 @@ def propagate(
                 result = R
                 continue
             known = facts.get(step.node)
-            step_ctx = replace(ctx, hint=hints.pop(step.node, None), forward_state=states.pop(step.node, None))
+            hint = hints.pop(step.node, None)
+            step_ctx = replace(ctx, hint=hint, forward_state=states.pop(step.node, None))
             if known is not None:
                 step_ctx.inputs_nonnegative = known.inputs_nonnegative
                 step_ctx.relevance_support = known.relevance_support
-            r_in = _relevance_step(step, rules.get(step.name), env, R, step_ctx, by_node)
-            for node, r in zip(step.inputs, r_in):
+            if constant and any(n in constant for n in step.inputs):
+                step_ctx.constant_inputs = tuple(n in constant for n in step.inputs)
+            inputs = step.inputs
+            if step.node in fused:
+                below, pair = fused[step.node]
+                inputs = below.inputs
+                r_in = pair.relevance([_materialize(n, env, by_node) for n in inputs], env[step.node], R, step_ctx)
+            else:
+                r_in = _relevance_step(step, rules.get(step.name), env, R, step_ctx, by_node)
+            for node, r in zip(inputs, r_in):
                 if r is None:
                     continue
                 if node in relevance:  # fan-out: relevance is summed, a hint about one part no longer holds
@@ -282,8 +343,10 @@ def propagate(
                     hints.pop(node, None)
                 else:
                     relevance[node] = r
-                    if step_ctx.emitted is not None and len(step.inputs) == 1:
+                    if step_ctx.emitted is not None and len(inputs) == 1:
                         hints[node] = step_ctx.emitted
+                    elif r is R and hint is not None:
+                        hints[node] = hint  # relevance handed on unchanged: what the hint says still holds
             env.pop(step.node, None)
         if result is None:
             result = torch.zeros_like(x)

@@ -12,6 +12,9 @@ one :class:`~neon.propagate.kinds.NodeKind`:
 ``SUM``         sums of tensors (residual ``a + b``, ``torch.add``, ``mean``/``sum`` over axes,
                 functional average pooling): a rule, the proportional split by default;
 ``MAX``         functional max pooling: a rule, winner takes all by default;
+``SOFTMAX``     a softmax given as a function (attention weights): a rule, AttnLRP's softmax rule by default;
+``PRODUCT``     a product of tensors (``a * b``, ``q @ k.transpose(-2, -1)``, ``torch.bmm``, ``torch.einsum``):
+                a rule, AttnLRP's uniform rule by default (``docs/theory.md §7``);
 ``CONST``       values that are not tensors (``x.size(0)``, shapes): no relevance.
 
 Anything else is refused with an error naming the operation and where it is in the model.
@@ -58,11 +61,13 @@ _PASS_METHODS = {"relu": torch.relu, "relu_": torch.relu, "sigmoid": torch.sigmo
 _MOVE_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     torch.flatten: torch.flatten, torch.reshape: torch.reshape, torch.cat: torch.cat, torch.concat: torch.cat,
     torch.stack: torch.stack, torch.permute: torch.permute, torch.transpose: torch.transpose,
-    torch.squeeze: torch.squeeze, torch.unsqueeze: torch.unsqueeze,
+    torch.squeeze: torch.squeeze, torch.unsqueeze: torch.unsqueeze, torch.split: torch.split,
+    torch.chunk: torch.chunk, torch.narrow: torch.narrow,
     F.dropout: lambda x, *a, **k: x, F.dropout2d: lambda x, *a, **k: x,
 }
 _MOVE_METHODS = {
     "view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "unflatten",
+    "expand", "expand_as", "clone", "split", "chunk", "narrow", "to", "type_as", "float", "double", "t",
 }
 
 _SUM_FUNCTIONS: dict[Any, Callable[..., Any]] = {
@@ -82,6 +87,16 @@ _MAX_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     F.adaptive_max_pool1d: F.adaptive_max_pool1d, F.adaptive_max_pool2d: F.adaptive_max_pool2d,
 }
 
+_SOFTMAX_FUNCTIONS: dict[Any, Callable[..., Any]] = {F.softmax: F.softmax, torch.softmax: torch.softmax}
+_SOFTMAX_METHOD: Callable[..., Any] = torch.softmax
+#: Products of tensors. ``a * b`` is a product only when both factors are tensors; times a number it is a scale.
+_PRODUCT_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    operator.matmul: operator.matmul, torch.matmul: torch.matmul, torch.bmm: torch.bmm, torch.einsum: torch.einsum,
+    operator.mul: operator.mul, operator.imul: operator.mul, torch.mul: torch.mul,
+}
+_PRODUCT_METHODS: dict[str, Callable[..., Any]] = {"matmul": torch.matmul, "bmm": torch.bmm, "mul": torch.mul,
+                                                   "mul_": torch.mul}
+
 _SCALE_FUNCTIONS = {operator.mul: operator.mul, operator.truediv: operator.truediv,
                     operator.imul: operator.mul, operator.itruediv: operator.truediv,
                     torch.mul: torch.mul, torch.div: torch.div}
@@ -94,8 +109,9 @@ SUPPORTED_TEXT = (
     "(nn.ReLU, F.relu, ReLU6, ...; relevance passes), nn.MaxPool1d/2d, nn.AvgPool1d/2d, "
     "nn.AdaptiveAvgPool1d/2d, nn.AdaptiveMaxPool1d/2d, nn.Flatten, nn.Identity, nn.Dropout, torch.flatten, "
     "view/reshape/permute, torch.cat, residual additions (+, torch.add), mean/sum over axes, "
-    "multiplication by constants, and neon's NEON layers (ReduceMin/ReduceMax, SquaredDistance, "
-    "CentroidContrast, LogOdds)."
+    "multiplication by constants, transformer parts (nn.LayerNorm, nn.RMSNorm, nn.Embedding, "
+    "nn.MultiheadAttention, F.scaled_dot_product_attention, softmax, products of tensors a * b and matmul), "
+    "and neon's NEON layers (ReduceMin/ReduceMax, SquaredDistance, CentroidContrast, LogOdds)."
 )
 
 
@@ -239,8 +255,8 @@ def _out_of_place(module: nn.Module) -> nn.Module:
 def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) -> Step:
     t, label = node.target, _label(node)
     if node.op == "call_method":
-        if t in _CONST_METHODS:
-            return _const(node, label)
+        if t in _CONST_METHODS or all(n in const for n in node.all_input_nodes):
+            return _const(node, label)  # shapes, or a method of a constant (a class token's .expand)
         if t in _PASS_METHODS:
             return Step(node, NodeKind.ACTIVATION, label, fn=_PASS_METHODS[t], inputs=inputs)
         if t in _MOVE_METHODS:
@@ -249,6 +265,10 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
             return Step(node, NodeKind.SUM, label, fn=_SUM_METHODS[t], inputs=inputs)
         if t in ("mul", "div", "mul_", "div_") and _scalar_only(node, inputs):
             return Step(node, NodeKind.SCALE, label, fn=_method(t.rstrip("_")), inputs=inputs)
+        if t == "softmax":
+            return Step(node, NodeKind.SOFTMAX, label, fn=_SOFTMAX_METHOD, inputs=inputs)
+        if t in _PRODUCT_METHODS and _tensor_factors(node):
+            return Step(node, NodeKind.PRODUCT, label, fn=_PRODUCT_METHODS[t], inputs=inputs)
         raise _unsupported(node, f"method .{t}()")
     if t is getattr and node.args[1] in ("shape", "dtype", "device"):
         return _const(node, label)
@@ -269,12 +289,22 @@ def _classify_call(node: fx.Node, inputs: list[fx.Node], const: set[fx.Node]) ->
         return Step(node, NodeKind.SCALE, label, fn=_SCALE_FUNCTIONS[t], inputs=inputs)
     if all(n in const for n in node.all_input_nodes) or t in _CONST_FUNCTIONS:
         return _const(node, label)
+    if t in _SOFTMAX_FUNCTIONS:
+        return Step(node, NodeKind.SOFTMAX, label, fn=_SOFTMAX_FUNCTIONS[t], inputs=inputs)
+    if t in _PRODUCT_FUNCTIONS and _tensor_factors(node):
+        return Step(node, NodeKind.PRODUCT, label, fn=_PRODUCT_FUNCTIONS[t], inputs=inputs)
     raise _unsupported(node, f"function {_target_name(node)}")
 
 
 def _scalar_only(node: fx.Node, inputs: list[fx.Node]) -> bool:
     others = [a for a in node.args if not isinstance(a, fx.Node)]
     return len(inputs) == 1 and len(others) == 1 and _is_scalar(others[0])
+
+
+def _tensor_factors(node: fx.Node) -> bool:
+    """Every factor of the product is a tensor (``a * 2`` is a scale; ``a * b`` and ``a @ w`` are products)."""
+    factors = [a for a in node.args if not isinstance(a, str)]  # einsum's equation is no factor
+    return len(factors) >= 2 and all(isinstance(a, fx.Node) for a in factors)
 
 
 def _method(name: str) -> Callable[..., Any]:

@@ -12,8 +12,8 @@ from enum import Enum
 class NodeKind(str, Enum):
     """What a node of the graph is, and how relevance crosses it.
 
-    Nodes of the kinds ``LAYER``, ``ACTIVATION``, ``SUM`` and ``MAX`` carry a rule (the composite's or the
-    registry's default); the others are structural and handled by the engine itself.
+    Nodes of the kinds ``LAYER``, ``ACTIVATION``, ``SUM``, ``MAX``, ``SOFTMAX`` and ``PRODUCT`` carry a rule
+    (the composite's or the registry's default); the others are structural and handled by the engine itself.
     """
 
     #: The network's input.
@@ -36,6 +36,11 @@ class NodeKind(str, Enum):
     SUM = "sum"
     #: Functional max pooling: a rule, winner-takes-all by default.
     MAX = "max"
+    #: A softmax given as a function (attention weights): a rule, AttnLRP's softmax rule by default.
+    SOFTMAX = "softmax"
+    #: A product of two or more tensors (``a * b``, ``q @ k.transpose(-2, -1)``, ``torch.bmm``, ``einsum``):
+    #: a rule, AttnLRP's uniform rule by default.
+    PRODUCT = "product"
 
     def __str__(self) -> str:
         return self.value
@@ -43,4 +48,5 @@ class NodeKind(str, Enum):
     @property
     def has_rule(self) -> bool:
         """Whether nodes of this kind are given a rule."""
-        return self in (NodeKind.LAYER, NodeKind.ACTIVATION, NodeKind.SUM, NodeKind.MAX)
+        return self in (NodeKind.LAYER, NodeKind.ACTIVATION, NodeKind.SUM, NodeKind.MAX, NodeKind.SOFTMAX,
+                        NodeKind.PRODUCT)

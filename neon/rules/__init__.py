@@ -2,8 +2,11 @@
 
 Affine layers: :class:`Epsilon` (``Epsilon(0)`` is LRP-0), :class:`Gamma`, :class:`ZPlus`,
 :class:`AlphaBeta`, :class:`ZBox`, :class:`WSquare`, :class:`Flat`, :class:`Reference`.
-Other layers: :class:`Pass` (element-wise), :class:`Proportional` (sums, average pools),
-:class:`WinnerTakesAll` (max pools).
+Other layers: :class:`Pass` (element-wise; AttnLRP's identity rule), :class:`Proportional` (sums, average
+pools), :class:`WinnerTakesAll` (max pools).
+Transformers (AttnLRP, CP-LRP): :class:`Uniform` (products of activations), :class:`SoftmaxTaylor`,
+:class:`HoldConstant` (attention weights as constants), :class:`Normalization` (LayerNorm, RMSNorm),
+:class:`EmbeddingSum` (relevance per token).
 NEON layers: :class:`SoftMin`, :class:`SoftMax`, :class:`Distance`, :class:`Midpoint`, :class:`RootPoint`,
 :class:`SVCHybrid`, :class:`SVCMidpoint`, :class:`SVCGradientInput`.
 
@@ -15,10 +18,13 @@ The formulas: ``docs/theory.md``.
 from . import composites as composites  # submodules, loaded with the package
 from . import defaults as defaults
 from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, Reference, WSquare, ZBox, ZPlus
+from .attention import HoldConstant, SoftmaxTaylor, Uniform
 from .base import Context, Rule, vjp
 from .coordinates import RootPoint
 from .distance import Distance, Midpoint
 from .elementwise import Pass
+from .embedding import EmbeddingSum
+from .normalization import Normalization
 from .pooling import SoftMax, SoftMin, WinnerTakesAll
 from .sums import Proportional
 from .svc import SVCGradientInput, SVCHybrid, SVCMidpoint
@@ -34,11 +40,14 @@ __all__ = [
     "AlphaBeta",
     "Context",
     "Distance",
+    "EmbeddingSum",
     "Epsilon",
     "Flat",
     "Gamma",
+    "HoldConstant",
     "LRP0",
     "Midpoint",
+    "Normalization",
     "Pass",
     "Proportional",
     "Reference",
@@ -49,6 +58,8 @@ __all__ = [
     "SVCMidpoint",
     "SoftMax",
     "SoftMin",
+    "SoftmaxTaylor",
+    "Uniform",
     "WSquare",
     "WinnerTakesAll",
     "ZBox",

@@ -14,10 +14,19 @@ asks for them instead of knowing rules by name:
 ``records_forward``
     the rule keeps state from the forward pass (:meth:`Rule.record`, e.g. a max pool's winners) and
     reads it back as :attr:`Context.forward_state`.
+``detaches``
+    the rule holds the node's output constant: its inputs receive no relevance, and the rules of the
+    nodes that use the output treat it as a fixed parameter (CP-LRP's attention weights). The engine
+    tells those rules which of their inputs are held constant (:attr:`Context.constant_inputs`).
 
 A rule may also leave a hint for the rule of the node below (:meth:`Context.emit`, e.g. "only one row
 of this relevance is non-zero"); that rule finds it in :attr:`Context.hint` when the relevance it gets
-is exactly the one the hint describes.
+is exactly the one the hint describes. The engine leaves a :class:`SingleColumn` hint on the relevance it
+starts from, and keeps a hint on relevance that a node hands on unchanged.
+
+A rule may run and explain its node together with the layer feeding it (:meth:`Rule.fuse`), so that the
+lower layer's output is never built: the k-means logits, whose ``n x K x (K - 1)`` contrast units the
+soft-min and midpoint rules only need one row of.
 """
 
 from __future__ import annotations
@@ -52,6 +61,19 @@ class SingleRow:
 
 
 @dataclass
+class SingleColumn:
+    """A hint: ``relevance`` (``n x K``) is zero except in column ``columns[n]``, which holds ``values[n]``.
+
+    What the engine starts the backward pass from (the explained output of each sample); known without
+    looking at the data, so a rule needs no check (and no host synchronisation) to use it.
+    """
+
+    relevance: Tensor
+    columns: Tensor
+    values: Tensor
+
+
+@dataclass
 class Context:
     """What a rule may know besides its own layer.
 
@@ -72,6 +94,9 @@ class Context:
         What this rule's :meth:`Rule.record` kept in the forward pass, or ``None``.
     emitted
         The hint this rule leaves for the node below (set with :meth:`emit`).
+    constant_inputs
+        One flag per input of the node: ``True`` where the input is held constant by a rule below it
+        (:attr:`Rule.detaches`, directly or through rearrangements), ``None`` when no input is.
     """
 
     target: Tensor
@@ -80,6 +105,7 @@ class Context:
     hint: Any = None
     forward_state: Any = None
     emitted: Any = None
+    constant_inputs: tuple[bool, ...] | None = None
 
     def emit(self, hint: Any) -> None:
         """Leave ``hint`` for the rule of the node below (the engine drops it if that node's relevance is summed)."""
@@ -116,6 +142,9 @@ class Rule:
     routes: bool = False
     #: The rule keeps state from the forward pass: the engine calls :meth:`record` instead of the layer.
     records_forward: bool = False
+    #: The node's output is held constant: no relevance to its inputs, and the nodes using it see it as a
+    #: fixed parameter (:attr:`Context.constant_inputs`).
+    detaches: bool = False
 
     def relevance(
         self, op: Callable[..., Tensor], inputs: Sequence[Tensor], output: Tensor, R: Tensor, ctx: Context
@@ -149,6 +178,15 @@ class Rule:
         """
         return None
 
+    def fuse(self, op: Any, below: Any, below_rule: Rule) -> Fused | None:
+        """This node and the layer ``below`` feeding it as one :class:`Fused` step, or ``None`` (the default).
+
+        Asked by the engine for a layer whose single input is the output of layer ``below`` (rule
+        ``below_rule``), used by nothing else. The fused step must give what running both layers and both
+        rules one after the other gives, up to rounding.
+        """
+        return None
+
     @property
     def needs_fit(self) -> bool:
         """True while a data-dependent parameter is still unset."""
@@ -170,6 +208,25 @@ class Rule:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params().items())
         return f"{type(self).__name__}({params})"
+
+
+class Fused:
+    """Two layers run and explained as one (:meth:`Rule.fuse`): a node and the layer below it.
+
+    The engine calls :meth:`forward` with the lower layer's inputs instead of running both layers, keeps
+    the state it returns for the backward pass (:attr:`Context.forward_state`), and calls
+    :meth:`relevance` for the relevance of the lower layer's inputs. The lower layer's own output is
+    computed only if something else asks for it.
+    """
+
+    def forward(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
+        """The upper node's output from the lower layer's inputs, and the state to keep."""
+        raise NotImplementedError
+
+    def relevance(self, inputs: Sequence[Tensor], output: Tensor, R: Tensor,
+                  ctx: Context) -> tuple[Tensor | None, ...]:
+        """Relevance of the lower layer's inputs, given the relevance ``R`` of the upper node's ``output``."""
+        raise NotImplementedError
 
 
 def _fmt(value: Any) -> str:

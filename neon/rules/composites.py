@@ -3,7 +3,8 @@
 A composite assigns rules by module name, by position among the affine layers (first / lower /
 middle / top), and by layer type, in that order of precedence. The presets are named and
 defined as in zennit 0.5.1 (docs/theory.md §2) so that results can be compared one to one;
-``lrp0``, ``epsilon`` and :class:`Overview` are neon's own.
+``lrp0``, ``epsilon`` and :class:`Overview` are neon's own. The transformer presets ``attnlrp`` and
+``cp_lrp`` are named as LXT's (docs/theory.md §7).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ..layers.families import AVG_POOL_MODULES, CONV_MODULES
 from ..layers.top import LogOdds
 from ..propagate.kinds import NodeKind
 from .affine import AffineRule, AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
+from .attention import HoldConstant, SoftmaxTaylor, Uniform
 from .base import Rule
+from .normalization import RMS_NORM, Normalization
 from .sums import Proportional
 
 #: Type specifications a composite understands besides module classes.
@@ -31,6 +34,9 @@ TYPE_SPECS = {
     "affine": "every affine layer, ChannelAffine (unfolded BatchNorm) included",
     "sum": "residual additions, sums and means",
     "max": "functional max pooling",
+    "softmax": "softmax (attention weights): nn.Softmax and softmax functions",
+    "product": "products of activations: a * b, matmul, bmm, einsum",
+    "norm": "nn.LayerNorm and nn.RMSNorm",
 }
 
 
@@ -63,8 +69,12 @@ def layer_category(module: Any) -> set[str]:
 
 def _matches(spec: Any, info: LayerInfo) -> bool:
     if isinstance(spec, str):
-        if spec in (NodeKind.SUM, NodeKind.MAX):
+        if spec in (NodeKind.SUM, NodeKind.MAX, NodeKind.PRODUCT):
             return info.kind == spec
+        if spec == NodeKind.SOFTMAX:
+            return info.kind == spec or isinstance(info.module, nn.Softmax)
+        if spec == "norm":
+            return isinstance(info.module, (nn.LayerNorm,) + RMS_NORM)
         if spec not in TYPE_SPECS:
             raise RuleError(f"unknown layer type {spec!r}; use a module class or one of {sorted(TYPE_SPECS)}.")
         return spec in layer_category(info.module)
@@ -236,6 +246,29 @@ def epsilon(epsilon: float = 1e-6) -> Composite:
     return Composite(by_type=[("affine", Epsilon(epsilon))], name=f"epsilon({epsilon:g})")
 
 
+def attnlrp(epsilon: float = 1e-6) -> Composite:
+    """AttnLRP (Achtibat et al., ICML 2024; LXT's ``attnLRP`` maps), docs/theory.md §7.
+
+    Epsilon on affine layers, the proportional split of sums, LayerNorm/RMSNorm as linear maps
+    (:class:`~neon.rules.Normalization`), the uniform rule on products of activations, AttnLRP's softmax rule,
+    and the identity rule on element-wise non-linearities (the registry's default). ``epsilon`` is every
+    stabiliser (``0``: LXT's unstabilised gradient x input).
+    """
+    return Composite(by_type=[("affine", Epsilon(epsilon)), ("sum", Proportional(epsilon)),
+                              (AVG_POOL_MODULES, Proportional(epsilon)), ("norm", Normalization(epsilon)),
+                              ("product", Uniform(epsilon)), ("softmax", SoftmaxTaylor())],
+                     name=f"attnlrp({epsilon:g})")
+
+
+def cp_lrp(epsilon: float = 1e-6) -> Composite:
+    """CP-LRP (Ali et al., ICML 2022; LXT's ``cp_LRP`` maps): :func:`attnlrp` with the attention weights held
+    constant (:class:`~neon.rules.HoldConstant` on every softmax), so relevance flows through the values only."""
+    return Composite(by_type=[("affine", Epsilon(epsilon)), ("sum", Proportional(epsilon)),
+                              (AVG_POOL_MODULES, Proportional(epsilon)), ("norm", Normalization(epsilon)),
+                              ("product", Uniform(epsilon)), ("softmax", HoldConstant())],
+                     name=f"cp_lrp({epsilon:g})")
+
+
 class _SingleRule(Composite):
     """One specialised rule (e.g. an SVC or soft-min rule) for every layer it supports; an error if none."""
 
@@ -260,7 +293,13 @@ PRESETS: dict[str, Any] = {
     "lrp0": lrp0,
     "epsilon": epsilon,
     "overview": Overview,
+    "attnlrp": attnlrp,
+    "cp_lrp": cp_lrp,
 }
+
+
+#: Other spellings of preset names ("AttnLRP", "CPLRP").
+_ALIASES = {"attn_lrp": "attnlrp", "cplrp": "cp_lrp"}
 
 
 def _key(name: str) -> str:
@@ -272,7 +311,8 @@ def _key(name: str) -> str:
 
 def preset(name: str, **params: Any) -> Composite:
     """A preset composite by name (``"epsilon_gamma_box"``, ``"EpsilonGammaBox"`` and ``"lrp0"`` all work)."""
-    factory = PRESETS.get(_key(name))
+    key = _key(name)
+    factory = PRESETS.get(_ALIASES.get(key, key))
     if factory is None:
         raise RuleError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}.")
     return factory(**params)

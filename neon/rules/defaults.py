@@ -29,10 +29,13 @@ from ..layers.pooling import Reduce
 from ..layers.top import LogOdds
 from ..propagate.kinds import NodeKind
 from .affine import Epsilon
+from .attention import SoftmaxTaylor, Uniform
 from .base import Rule
 from .coordinates import RootPoint
 from .distance import Distance, Midpoint
 from .elementwise import Pass
+from .embedding import EmbeddingSum
+from .normalization import RMS_NORM, Normalization
 from .pooling import SoftMax, SoftMin, WinnerTakesAll
 from .sums import Proportional
 from .svc import SVCHybrid
@@ -128,3 +131,23 @@ def _svc(op: Any) -> Rule:
 @default_for(AffineProjection)
 def _root_point(op: Any) -> Rule:
     return RootPoint()
+
+
+@default_for(nn.LayerNorm, *RMS_NORM)
+def _normalization(op: Any) -> Rule:
+    return Normalization()
+
+
+@default_for(nn.Softmax, NodeKind.SOFTMAX)
+def _softmax(op: Any) -> Rule:
+    return SoftmaxTaylor()
+
+
+@default_for(NodeKind.PRODUCT)
+def _product(op: Any) -> Rule:
+    return Uniform()
+
+
+@default_for(nn.Embedding)
+def _embedding(op: Any) -> Rule:
+    return EmbeddingSum()
