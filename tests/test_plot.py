@@ -66,9 +66,10 @@ def test_heatmap_batch_grid_titles_name_the_predicted_class_and_score(cnn, image
     assert isinstance(axes, np.ndarray) and len(axes) == len(x)
     for i, ax in enumerate(axes):
         c = int(logits[i].argmax())
-        title = ax.get_title()
-        assert title.startswith(f"class {c} ")
-        assert f"{float(logits[i, c]):.3g}" in title
+        title = ax.get_title().split("\n")
+        assert title[0] == f"class {c}: logit {float(logits[i, c]):.3g}"
+        absorbed = float(logits[i, c]) - _relevance(image_expl)[i].sum()  # LRP-epsilon's biases take a share
+        assert abs(absorbed) > 0.01 * abs(float(logits[i, c])) and title[1] == f"absorbed {absorbed:.3g}"
         maps = np.asarray(ax.get_images()[0].get_array())
         np.testing.assert_allclose(maps, _relevance(image_expl)[i].sum(0), rtol=1e-12)
         lo, hi = ax.get_images()[0].get_clim()
@@ -226,3 +227,163 @@ def test_symmetric_limits_per_sample_and_fallbacks():
     assert v[0] == pytest.approx(np.percentile(np.abs(maps[0]), 90))
     assert v[1] == 1.0 and v[2] == 2.0
     assert [nplot.symmetric_limit(m, 90) for m in maps] == pytest.approx(list(v))
+
+
+# ---------------------------------------------------------------------- figures for people
+def texts_outside(fig):
+    """Every drawn, non-empty text of ``fig`` whose window extent leaves the figure (after an Agg draw).
+
+    Tick labels of ticks outside the view limits exist as artists but are not drawn: they are skipped.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            span = max(hi - lo, 1e-300)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 * span <= tick.get_loc() <= hi + 1e-9 * span:
+                    hidden.update({id(tick.label1), id(tick.label2)})
+    box = fig.bbox
+    out = []
+    for text in fig.findobj(matplotlib.text.Text):
+        if not text.get_visible() or not text.get_text().strip() or id(text) in hidden:
+            continue
+        e = text.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.y0 < box.y0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y1 > box.y1 + 0.5:
+            out.append((text.get_text(), tuple(np.round(e.bounds, 1))))
+    return out
+
+
+def _colorbar_axes(fig):
+    return [a for a in fig.axes if getattr(a, "_colorbar", None) is not None]
+
+
+@pytest.fixture(scope="module")
+def long_names_expl():
+    """A logistic regression on breast cancer data (long feature names), explained without a reference."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.data.iloc[:60].copy()
+    X.columns = [f"{c} measured on the worst nucleus image" for c in X.columns]  # ~50 characters
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, data.target.iloc[:60])
+    return model, X
+
+
+def test_no_text_leaves_the_figure_also_with_long_names(long_names_expl, tabular_expl, image_expl, cnn):
+    model, X = long_names_expl
+    expl = neon.Explainer(model, reference=None).fit(X).explain(X)
+    figures = {"bar": nplot.features(expl, index=3).figure,
+               "summary": nplot.features(expl, kind="summary").figure,
+               "mlp bar": nplot.features(tabular_expl, index=0).figure,
+               "heatmaps": nplot.heatmap(image_expl)[0].figure,
+               "shared range": nplot.heatmap(image_expl, shared_range=True, ncols=3)[0].figure,
+               "rules": nplot.rules_comparison(cnn[0], cnn[1][:1])[0].figure}
+    for name, fig in figures.items():
+        assert texts_outside(fig) == [], name
+        assert fig.get_layout_engine() is not None, name  # laid out again at every draw
+    # the layout follows later changes: a title of three lines set afterwards stays inside too
+    ax = nplot.features(expl, index=0)
+    ax.figure.canvas.draw()
+    ax.set_title("a title set by the user\nafter the plot was drawn\non three lines", fontsize=14)
+    assert texts_outside(ax.figure) == []
+
+
+def test_clusters_figure_keeps_long_names_and_labels_its_colour_bars():
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    X = data.data[:, :5]
+    km = KMeans(3, n_init=2, random_state=0).fit(X)
+    names = [f"{n} (concentration in the sample, g/l)" for n in data.feature_names[:5]]
+    axes = nplot.clusters(neon.explain(km, X), km, feature_names=names)
+    fig = axes[0].figure
+    assert texts_outside(fig) == []
+    bars = _colorbar_axes(fig)
+    assert len(bars) == 2
+    labels = sorted(b.get_ylabel() for b in bars)
+    assert labels == ["relevance (cluster logit)", "standard deviations from the mean"]
+
+
+@pytest.mark.parametrize("kind, label", [("log-odds", "relevance (log-odds)"), ("logit", "relevance (logit)"),
+                                         ("cluster logit", "relevance (cluster logit)"),
+                                         ("outlier score", "relevance (outlier score)"),
+                                         ("value", "relevance (units of the output)"), ("", "relevance")])
+def test_relevance_axes_carry_the_units_of_the_explained_output(kind, label):
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(5, 4))
+    expl = neon.Explanation(relevance=r, output=r.sum(1), target=np.zeros(5, int), absorbed=np.zeros(5),
+                            output_kind=kind)
+    assert nplot.features(expl, index=1).get_xlabel() == label
+    assert nplot.features(expl, kind="summary").get_xlabel().split("\n")[0] == label
+    images = neon.Explanation(relevance=rng.normal(size=(2, 1, 4, 4)), output=np.ones(2), target=np.zeros(2, int),
+                              absorbed=np.zeros(2), output_kind=kind)
+    axes = nplot.heatmap(images)
+    bars = _colorbar_axes(axes[0].figure)
+    assert [b.get_ylabel() for b in bars] == [label, label]
+
+
+def test_heatmaps_carry_colour_bars_spanning_the_symmetric_range(image_expl):
+    axes = nplot.heatmap(image_expl, percentile=95)
+    fig = axes[0].figure
+    bars = _colorbar_axes(fig)
+    assert len(bars) == len(image_expl)
+    for ax, bar in zip(axes, bars):
+        lo, hi = ax.get_images()[0].get_clim()
+        assert bar._colorbar.vmin == lo and bar._colorbar.vmax == hi == -lo
+        assert bar.get_ylabel() == "relevance (logit)"
+    # shared_range: the same range on every bar
+    axes = nplot.heatmap(image_expl, shared_range=True)
+    v = np.percentile(np.abs(_relevance(image_expl).sum(1)), 99.5)
+    assert [b._colorbar.vmax for b in _colorbar_axes(axes[0].figure)] == pytest.approx([v] * len(image_expl))
+    assert _colorbar_axes(nplot.heatmap(image_expl, colorbar=False)[0].figure) == []
+
+
+def test_summary_colours_dots_by_feature_value_with_a_labelled_bar(tabular_expl):
+    ax = nplot.features(tabular_expl, kind="summary")
+    bars = _colorbar_axes(ax.figure)
+    assert len(bars) == 1 and bars[0].get_ylabel() == "feature value"
+    assert [t.get_text() for t in bars[0].get_yticklabels()] == ["low", "high"]
+    # without data there is no colour to explain
+    r = _relevance(tabular_expl)
+    assert _colorbar_axes(nplot.features(r, kind="summary").figure) == []
+
+
+def _expl(output, absorbed, kind="log-odds"):
+    output, absorbed = np.atleast_1d(output).astype(float), np.atleast_1d(absorbed).astype(float)
+    r = np.stack([(output - absorbed) / 2] * 2, axis=1)
+    return neon.Explanation(relevance=r, output=output, target=np.ones(len(output), int), absorbed=absorbed,
+                            target_names=["no", "yes"], output_kind=kind)
+
+
+def test_absorbed_is_shown_beside_the_output_when_more_than_one_percent_of_it():
+    assert nplot.features(_expl(20.5, -32.1), index=0).get_title() == "class yes (log-odds 20.5, absorbed -32.1)"
+    assert nplot.features(_expl(20.5, 0.21), index=0).get_title() == "class yes (log-odds 20.5, absorbed 0.21)"
+    assert nplot.features(_expl(20.5, 0.2), index=0).get_title() == "class yes (log-odds 20.5)"  # 0.98%
+    assert nplot.features(_expl(20.5, -0.2), index=0).get_title() == "class yes (log-odds 20.5)"
+    summary = nplot.features(_expl([10.0, 30.0], [-1.0, -0.8]), kind="summary").get_title()
+    assert summary == "2 samples: mean log-odds 20, mean absorbed -0.9"
+    assert nplot.features(_expl([10.0, 30.0], [-0.1, 0.1]), kind="summary").get_title() == \
+        "2 samples: mean log-odds 20"
+    images = neon.Explanation(relevance=np.ones((2, 3, 3)), output=np.array([9.0, 9.0]), target=np.array([0, 1]),
+                              absorbed=np.array([0.0, 0.5]), target_names=["cat", "dog"], output_kind="logit")
+    assert [a.get_title() for a in nplot.heatmap(images)] == ["class cat: logit 9", "class dog: logit 9\nabsorbed 0.5"]
+
+
+def test_a_linear_model_shows_absorbed_without_reference_and_not_with_the_mean(long_names_expl):
+    model, X = long_names_expl
+    raw = neon.Explainer(model, reference=None).fit(X).explain(X)
+    centred = neon.Explainer(model).fit(X).explain(X)  # the default: the mean of the fit data
+    i = 0
+    output = float(np.asarray(raw.output)[i])
+    absorbed = output - float(np.asarray(raw.relevance)[i].sum())
+    assert abs(absorbed) > 0.01 * abs(output)
+    title = nplot.features(raw, index=i).get_title()
+    assert title.endswith(f"absorbed {absorbed:.3g})") and f"log-odds {output:.3g}" in title
+    assert "absorbed" not in nplot.features(centred, index=i).get_title()

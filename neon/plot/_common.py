@@ -1,10 +1,11 @@
-"""Shared pieces of the plots: colormaps, the symmetric colour range, array conversion."""
+"""Shared pieces of the plots: colormaps, the symmetric colour range, array conversion, labels and figures."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Colormap, LinearSegmentedColormap
 
@@ -90,18 +91,20 @@ def unpack(expl: Any) -> tuple[np.ndarray, dict[str, Any]]:
             "labels": expl.target_labels if expl.target is not None else None,
             "feature_names": expl.feature_names,
             "output_kind": expl.output_kind,
+            "absorbed": to_numpy(expl.absorbed) if getattr(expl, "absorbed", None) is not None else None,
         }
         if expl.data is not None and hasattr(expl.data, "columns") and meta["feature_names"] is None:
             meta["feature_names"] = [str(c) for c in expl.data.columns]
         return np.asarray(to_numpy(expl.relevance), dtype=np.float64), meta
-    empty = {"data": None, "output": None, "target": None, "labels": None, "feature_names": None, "output_kind": ""}
+    empty = {"data": None, "output": None, "target": None, "labels": None, "feature_names": None, "output_kind": "",
+             "absorbed": None}
     return np.asarray(to_numpy(expl), dtype=np.float64), empty
 
 
 def select(meta: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     """The per-sample entries of ``meta`` (from :func:`unpack`) restricted to ``rows``."""
     out = dict(meta)
-    for key in ("data", "output", "target"):
+    for key in ("data", "output", "target", "absorbed"):
         if meta[key] is not None:
             out[key] = np.asarray(meta[key])[rows]
     if meta["labels"] is not None:
@@ -109,9 +112,57 @@ def select(meta: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def describe(meta: dict[str, Any], i: int) -> str:
-    """``"class 3 (log-odds 4.2)"``: the explained target of sample ``i`` and its score."""
+#: ``absorbed`` is shown next to the output when it is more than this share of ``|output|``.
+ABSORBED_SHARE = 0.01
+
+
+def absorbed_matters(output: Any, absorbed: Any) -> bool:
+    """Whether ``|absorbed| > 1% of |output|`` (for arrays: of the mean ``|absorbed|`` and ``|output|``).
+
+    Below that share the relevance adds up to the output as printed (3 significant digits); above it a
+    reader comparing the bars with the output needs the absorbed share to make the numbers add up
+    (``output = sum R + absorbed``, docs/theory.md §1).
+    """
+    if output is None or absorbed is None:
+        return False
+    out = np.abs(np.asarray(output, dtype=np.float64)).mean()
+    return bool(np.abs(np.asarray(absorbed, dtype=np.float64)).mean() > ABSORBED_SHARE * out)
+
+
+def relevance_label(kind: str) -> str:
+    """The relevance axis label with its units: ``"relevance (log-odds)"``, ``"relevance (cluster logit)"``.
+
+    Relevance is measured in the units of the explained output (it adds up to it, docs/theory.md §1);
+    a regressor's ``"value"`` is in the units of its target.
+    """
+    if not kind:
+        return "relevance"
+    return "relevance (units of the output)" if kind == "value" else f"relevance ({kind})"
+
+
+def describe(meta: dict[str, Any], i: int, compact: bool = False) -> str:
+    """``"class 3 (log-odds 4.2)"``: the explained target of sample ``i`` and its score.
+
+    ``absorbed`` is added (``"class 3 (log-odds 20.5, absorbed -32.1)"``) when it is more than 1% of the
+    output, so that the figure's numbers add up. ``compact=True`` gives the short lines of a small panel:
+    ``"class 3: log-odds 20.5"`` with ``"absorbed -32.1"`` on a second line.
+    """
     kind = meta["output_kind"] or "output"
     noun = "cluster" if "cluster" in kind else "class" if kind in ("log-odds", "logit") else "target"
     label = meta["labels"][i] if meta["labels"] is not None else "?"
-    return f"{noun} {label} ({kind} {float(meta['output'][i]):.3g})"
+    out = float(meta["output"][i])
+    absorbed = meta.get("absorbed")
+    extra = f"absorbed {float(absorbed[i]):.3g}" if absorbed is not None and absorbed_matters(out, absorbed[i]) \
+        else ""
+    if compact:
+        return f"{noun} {label}: {kind} {out:.3g}" + (f"\n{extra}" if extra else "")
+    return f"{noun} {label} ({kind} {out:.3g}" + (f", {extra}" if extra else "") + ")"
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """``plt.subplots`` with tight layout, redone at every draw: tick labels, titles and colour bars stay inside.
+
+    Tight rather than constrained layout: a user's own ``plt.tight_layout()`` afterwards then keeps working
+    without matplotlib's warning that the layout engine changed.
+    """
+    return plt.subplots(nrows, ncols, layout="tight", **kwargs)

@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 
-from ._common import describe, get_cmap, select, symmetric_limit, symmetric_limits, to_numpy, unpack
+from ._common import (
+    describe,
+    get_cmap,
+    new_figure,
+    relevance_label,
+    select,
+    symmetric_limit,
+    symmetric_limits,
+    to_numpy,
+    unpack,
+)
 
 
 def relevance_maps(relevance: Any, channel_axis: int | None = None, shape: Sequence[int] | None = None) -> np.ndarray:
@@ -59,7 +68,7 @@ def _axes_grid(n: int, ax: Any, ncols: int, size: float) -> list[Axes]:
     if ax is None:
         ncols = max(1, min(ncols, n))
         nrows = -(-n // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+        fig, axes = new_figure(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
         flat = list(axes.ravel())
         for a in flat[n:]:
             a.set_visible(False)
@@ -71,13 +80,13 @@ def _axes_grid(n: int, ax: Any, ncols: int, size: float) -> list[Axes]:
 
 
 def _title(meta: dict[str, Any], i: int) -> str | None:
-    return None if meta["output"] is None else describe(meta, i)
+    return None if meta["output"] is None else describe(meta, i, compact=True)
 
 
 def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", percentile: float = 99.5,
             shared_range: bool = False, overlay: bool = False, image: Any = None, alpha: float = 0.6,
             channel_axis: int | None = None, shape: Sequence[int] | None = None, titles: bool = True,
-            colorbar: bool = False, ncols: int = 4, size: float = 2.5, ax: Any = None) -> Any:
+            colorbar: bool = True, ncols: int = 4, size: float = 2.5, ax: Any = None) -> Any:
     """Relevance of images as heatmaps, centred at zero with a symmetric colour range.
 
     The channels of each sample are summed into one map ``h = sum_c R_c``. The colour range is
@@ -105,9 +114,10 @@ def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", perce
     channel_axis, shape
         Layout of the relevance, see :func:`relevance_maps`.
     titles
-        Title every heatmap with the explained class and its score.
+        Title every heatmap with the explained class and its score (and ``absorbed`` when it is more than 1%
+        of the score).
     colorbar
-        Add a colour bar to each Axes.
+        Add a colour bar beside each heatmap, labelled with the relevance's units (``"relevance (logit)"``).
     ncols, size
         Grid layout (columns, inches per panel) when ``ax`` is ``None``.
     ax
@@ -142,6 +152,7 @@ def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", perce
         if shape is not None:
             images = np.asarray(images).reshape((len(images),) + tuple(shape))
     axes = _axes_grid(n, ax, ncols, size)
+    units = relevance_label(meta["output_kind"])
     for i, a in enumerate(axes):
         if images is not None:
             img, img_cmap = _display_image(images[i], channel_axis)
@@ -155,7 +166,8 @@ def heatmap(expl: Any, index: Any = None, *, cmap: str | Colormap = "bwr", perce
             if t:
                 a.set_title(t, fontsize=9)
         if colorbar:
-            a.figure.colorbar(im, ax=a, fraction=0.046, pad=0.04)
+            # one bar per panel, also with shared_range: a bar beside several panels breaks tight_layout
+            a.figure.colorbar(im, ax=a, fraction=0.046, pad=0.04).set_label(units, fontsize=8)
     return axes[0] if n == 1 and (ax is None or isinstance(ax, Axes)) else np.array(axes, dtype=object)
 
 
@@ -174,7 +186,8 @@ def default_comparison_rules() -> dict[str, Any]:
 def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None, *, target: Any = None,
                      X_fit: Any = None, output: str | None = None, show_input: bool = True,
                      cmap: str | Colormap = "bwr", percentile: float = 99.5, channel_axis: int | None = None,
-                     shape: Sequence[int] | None = None, size: float = 2.5, ax: Any = None) -> np.ndarray:
+                     shape: Sequence[int] | None = None, colorbar: bool = True, size: float = 2.5,
+                     ax: Any = None) -> np.ndarray:
     """One input explained with several rule sets side by side (the figure of the LRP overview).
 
     The default panels are LRP-0, LRP-epsilon, LRP-gamma and the overview composite
@@ -198,7 +211,7 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
         ``"logit"`` or ``"log-odds"``; default the model's.
     show_input
         Draw the input image in the first panel.
-    cmap, percentile, channel_axis, shape
+    cmap, percentile, channel_axis, shape, colorbar
         As in :func:`heatmap`.
     ax
         A sequence of Axes, one per panel (the input first when ``show_input``).
@@ -223,8 +236,8 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     n = len(rules) + int(show_input)
     axes: np.ndarray | list[Axes]
     if ax is None:
-        _, axes = plt.subplots(1, n, figsize=(size * n, size * 1.1), squeeze=False)
-        axes = list(axes.ravel())
+        _, grid = new_figure(1, n, figsize=(size * n, size * 1.1), squeeze=False)
+        axes = list(grid.ravel())
     else:
         axes = list(np.ravel(ax))
         if len(axes) < n:
@@ -241,6 +254,7 @@ def rules_comparison(model: Any, x: Any, rules: Mapping[str, Any] | None = None,
     fit = x if X_fit is None else X_fit
     for a, (title, r) in zip(axes[int(show_input):], rules.items()):
         expl = Explainer(model, rules=r, output=output).fit(fit).explain(x, target=target)
-        heatmap(expl, cmap=cmap, percentile=percentile, channel_axis=channel_axis, shape=shape, titles=False, ax=a)
-        a.set_title(f"{title}\n{describe(unpack(expl)[1], 0)}", fontsize=9)
+        heatmap(expl, cmap=cmap, percentile=percentile, channel_axis=channel_axis, shape=shape, titles=False,
+                colorbar=colorbar, ax=a)
+        a.set_title(f"{title}\n{describe(unpack(expl)[1], 0, compact=True)}", fontsize=9)
     return np.array(axes[:n], dtype=object)

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 
-from ._common import describe, get_cmap, symmetric_limit, to_numpy, unpack
+from ._common import (
+    absorbed_matters,
+    describe,
+    get_cmap,
+    new_figure,
+    relevance_label,
+    symmetric_limit,
+    to_numpy,
+    unpack,
+)
 
 POSITIVE = "#d62728"
 NEGATIVE = "#1f77b4"
@@ -57,11 +65,14 @@ def features(expl: Any, index: int | None = None, *, kind: str = "auto", max_fea
 
     ``kind="bar"`` (one sample, ``index``): the ``max_features`` features with the largest
     ``|R_i|``, sorted by signed relevance (most positive on top); red bars are evidence for the
-    explained output, blue bars against it. The bars sum to ``output - absorbed``.
+    explained output, blue bars against it. The bars sum to ``output - absorbed``; the title gives the
+    output, and ``absorbed`` beside it when that is more than 1% of the output. The relevance axis is
+    labelled with its units (the explained output's: ``"relevance (log-odds)"``).
 
     ``kind="summary"`` (all samples): grey bars of the mean ``|R_i|`` per feature, sorted (largest
     on top), with every sample's ``R_i`` as a dot spread vertically like a beeswarm and coloured by
-    the feature's value (blue low, red high) when the data is known.
+    the feature's value (blue low, red high, with a colour bar) when the data is known; the title gives
+    the mean output (and the mean absorbed share when it is more than 1% of it).
 
     Parameters
     ----------
@@ -100,7 +111,10 @@ def features(expl: Any, index: int | None = None, *, kind: str = "auto", max_fea
     names = _names(meta, d, feature_names)
     k = max(1, min(max_features, d))
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.3 * k + 1.2))
+        # wide enough for the longest name beside the bars; constrained layout keeps every label inside
+        longest = max(len(n) for n in names)
+        _, ax = new_figure(figsize=(4.5 + min(0.075 * longest, 5.0), 0.3 * k + 1.5))
+    units = relevance_label(meta["output_kind"])
     if kind == "bar":
         i = 0 if index is None else int(index)
         ri = r[i]
@@ -109,9 +123,9 @@ def features(expl: Any, index: int | None = None, *, kind: str = "auto", max_fea
         ax.barh(np.arange(k), ri[order], color=np.where(ri[order] > 0, POSITIVE, NEGATIVE))
         ax.set_yticks(np.arange(k), [names[j] for j in order])
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_xlabel("relevance")
+        ax.set_xlabel(units)
         if meta["output"] is not None:
-            ax.set_title(f"{describe(meta, i)[:-1]}, sum R {float(ri.sum()):.3g})", fontsize=10)
+            ax.set_title(describe(meta, i), fontsize=10)
         return ax
     mean_abs = np.abs(r).mean(0)
     keep = _top(mean_abs, k)
@@ -123,13 +137,24 @@ def features(expl: Any, index: int | None = None, *, kind: str = "auto", max_fea
         values = np.asarray(data, dtype=np.float64).reshape(n, -1)[:, order]
         lo, hi = values.min(0), values.max(0)
         values = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+    dots = None
     for row, j in enumerate(order):
-        ax.scatter(r[:, j], row + _beeswarm_offsets(r[:, j]), s=6, zorder=2, cmap="coolwarm", vmin=0, vmax=1,
-                   c=values[:, row] if values is not None else "0.2", linewidths=0)
+        colour = {"c": values[:, row], "cmap": "coolwarm", "vmin": 0, "vmax": 1} if values is not None else {"c": "0.2"}
+        dots = ax.scatter(r[:, j], row + _beeswarm_offsets(r[:, j]), s=6, zorder=2, linewidths=0, **colour)
     ax.set_yticks(np.arange(k), [names[j] for j in order])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("relevance (bars: mean |R|; dots: samples" + (", colour = feature value)" if values is not None
-                                                                 else ")"))
+    ax.set_xlabel(f"{units}\nbars: mean |R|; dots: one per sample")
+    if values is not None and dots is not None:
+        bar = ax.figure.colorbar(dots, ax=ax, ticks=[0, 1], fraction=0.05, pad=0.02, aspect=30)
+        bar.ax.set_yticklabels(["low", "high"])
+        bar.set_label("feature value")
+    if meta["output"] is not None:
+        out = np.asarray(meta["output"], dtype=np.float64)
+        kind_name = meta["output_kind"] or "output"
+        title = f"{n} samples: mean {kind_name} {out.mean():.3g}"
+        if absorbed_matters(out, meta["absorbed"]):
+            title += f", mean absorbed {float(np.mean(meta['absorbed'])):.3g}"
+        ax.set_title(title, fontsize=10)
     return ax
 
 
@@ -201,7 +226,8 @@ def clusters(expl: Any, centroids: Any, *, feature_names: Sequence[str] | None =
     z = (mu - ref.mean(0)) / np.where(scale > 0, scale, 1.0)
     names = _names(meta, d, feature_names)
     if ax is None:
-        _, axes = plt.subplots(1, 2, figsize=(4.0 + 1.2 * k, 0.3 * d + 1.5), sharey=True)
+        longest = max(len(n) for n in names)
+        _, axes = new_figure(1, 2, figsize=(5.0 + 1.2 * k + min(0.075 * longest, 5.0), 0.3 * d + 1.8), sharey=True)
     else:
         axes = list(np.ravel(ax))
         if len(axes) != 2:
@@ -211,12 +237,14 @@ def clusters(expl: Any, centroids: Any, *, feature_names: Sequence[str] | None =
     cluster_names = [str(i) for i in range(k)]
     if labels is not None and expl.target_names is not None and len(expl.target_names) == k:
         cluster_names = [str(t) for t in expl.target_names]
-    for a, m, title in ((axes[0], means.T, "mean relevance"), (axes[1], z.T, "centroid (standardised)")):
+    panels = ((axes[0], means.T, "mean relevance", relevance_label(meta["output_kind"] or "cluster logit")),
+              (axes[1], z.T, "centroid (standardised)", "standard deviations from the mean"))
+    for a, m, title, units in panels:
         v = symmetric_limit(m, percentile)
         im = a.imshow(m, cmap=colormap, vmin=-v, vmax=v, aspect="auto", interpolation="nearest")
         a.set_xticks(np.arange(k), cluster_names)
         a.set_xlabel("cluster")
         a.set_title(title, fontsize=10)
-        a.figure.colorbar(im, ax=a, fraction=0.08, pad=0.04)
+        a.figure.colorbar(im, ax=a, fraction=0.08, pad=0.04).set_label(units)
     axes[0].set_yticks(np.arange(d), names)
     return np.array(axes, dtype=object)
