@@ -44,6 +44,10 @@ def as_tensor(X: Any, name: str = "X") -> tuple[Tensor, ArrayInfo]:
                        and str(d) != "bool"]
                 raise ValueError(f"{name} must be numeric; non-numeric columns: {bad}.") from err
         else:
+            if hasattr(X, "toarray") and type(X).__module__.startswith("scipy.sparse"):
+                # np.asarray would wrap the matrix as one object, reported below as a puzzling dtype
+                raise ValueError(f"{name} is a scipy sparse {type(X).__name__}; neon explains dense arrays: convert "
+                                 f"with {name}.toarray() (relevance is dense: every feature of every row).")
             arr = np.asarray(X)
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
