@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dense_reference as ref
 import numpy as np
 import torch
 from hypothesis import given, settings
@@ -95,3 +96,13 @@ def test_epsilon_absorbs_what_the_bias_takes() -> None:
     total = expl.relevance.sum(1)
     np.testing.assert_allclose((expl.output - total).numpy(), expl.absorbed.numpy(), rtol=1e-12)
     assert np.abs(expl.absorbed.numpy()).max() > 1e-3
+    # What each layer's bias and stabiliser take, from a dense reference: the absorbed total is their sum.
+    layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) if isinstance(m, nn.Linear) else None
+              for m in model]
+    R, f, shares = ref.relu_chain(layers, x.numpy(), expl.target.numpy(),
+                                  lambda a, W, b, R: ref.epsilon(a, W, b, R, 1e-6),
+                                  lambda a, W, b, R: ref.epsilon_share(a, W, b, R, 1e-6))
+    np.testing.assert_allclose(expl.output.numpy(), f, rtol=1e-12)
+    np.testing.assert_allclose(expl.relevance.numpy(), R, rtol=1e-9, atol=1e-12)
+    assert all(np.abs(s).max() > 1e-3 for s in shares)  # both layers' biases take a visible share
+    np.testing.assert_allclose(expl.absorbed.numpy(), shares[0] + shares[1], rtol=1e-9, atol=1e-12)

@@ -7,6 +7,7 @@ from docs/theory.md §4 (soft-min shares, then ``(x_i - x_ji)^2 / ||x - x_j||^2`
 
 from __future__ import annotations
 
+import dense_reference as ref
 import joblib
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from sklearn.svm import OneClassSVM
 
 import neon
 from neon.converters.density import kde_constant, ocsvm_threshold
+from neon.layers import SquaredDistance
+from neon.rules import Context, Distance
 
 
 def standardized(loader, n=None):
@@ -107,6 +110,63 @@ def test_ocsvm_at_a_support_vector_the_kernel_weight_term_is_absorbed():
     p /= p.sum(1, keepdims=True)
     np.testing.assert_allclose(expl.absorbed, np.diag(p) * expl.output, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(expl.relevance.sum(1) + expl.absorbed, expl.output, rtol=1e-10)
+
+
+def _near(point, center, factor, direction):
+    """``point + t u`` with ``||t u||^2 = factor * 1e-10 (||x - center||^2 + ||point - center||^2)``: a sample
+    ``factor`` times the distance rule's zero-distance threshold away from ``point`` (solved by iteration)."""
+    u = direction / np.linalg.norm(direction)
+    t = 0.0
+    for _ in range(5):
+        x = point + t * u
+        t = np.sqrt(factor * 1e-10 * (((x - center) ** 2).sum() + ((point - center) ** 2).sum()))
+    return point + t * u
+
+
+def test_distance_rule_zero_distance_threshold_equals_dense_reference():
+    """Units closer than ``1e-10 (||x||^2 + ||x_j||^2)`` (coordinates centred on the points) keep their
+    relevance; units just outside pass all of it to the features (docs/theory.md §4)."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(6, 4)) + 3.0  # away from the origin: the threshold's coordinates matter
+    m = points.mean(0)
+    X = np.stack([points[2], _near(points[2], m, 0.8, rng.normal(size=4)),
+                  _near(points[2], m, 1.25, rng.normal(size=4)), _near(points[4], m, 0.8, rng.normal(size=4)),
+                  _near(points[4], m, 1.25, rng.normal(size=4)), rng.normal(size=4)])
+    R = rng.uniform(0.5, 1.5, size=(len(X), len(points)))
+    layer = SquaredDistance(torch.from_numpy(points))
+    x = torch.from_numpy(X)
+    (got,) = Distance().relevance(layer, [x], layer(x), torch.from_numpy(R), Context(target=torch.zeros(len(X)).long()))
+    want, kept = ref.distance_rule(X, points, R)
+    np.testing.assert_allclose(kept, [R[0, 2], R[1, 2], 0.0, R[3, 4], 0.0, 0.0])  # the reference's own verdicts
+    # Units at ~1e-10 of the norms lose ~1e-6 of their relevance to rounding (cancellation in the expansion).
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(R.sum(1) - got.numpy().sum(1), kept, atol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25], ids=["just-inside", "just-outside"])
+def test_ocsvm_next_to_a_support_vector_absorbs_exactly_the_units_inside_the_threshold(factor):
+    Xtr, _ = split(DATASETS["iris"]())
+    oc = OneClassSVM(gamma=0.5, nu=0.2).fit(Xtr)
+    sv = oc.support_vectors_
+    m = sv.mean(0)
+    rng = np.random.default_rng(1)
+    X = np.stack([_near(sv[j], m, factor, rng.normal(size=sv.shape[1])) for j in (0, 3, 7)])
+    expl = neon.explain(oc, X)
+    alpha = oc.dual_coef_.ravel() / oc.dual_coef_.sum()
+    D = ((X[:, None] - sv[None]) ** 2).sum(-1)
+    h = D - np.log(alpha) / oc._gamma
+    o = -logsumexp(-oc._gamma * D, b=alpha, axis=1) / oc._gamma
+    p = np.exp(-oc._gamma * (h - h.min(1, keepdims=True)))
+    p /= p.sum(1, keepdims=True)
+    want, kept = ref.distance_rule(X, sv, p * o[:, None])
+    np.testing.assert_allclose(expl.output, o, rtol=1e-10)
+    np.testing.assert_allclose(expl.relevance, want, rtol=1e-5, atol=1e-5 * np.abs(o).max())
+    np.testing.assert_allclose(expl.absorbed, kept, rtol=1e-5, atol=1e-5 * np.abs(o).max())
+    if factor < 1:  # the support vector's own unit carries a visible share, and it is what was absorbed
+        np.testing.assert_allclose(kept, p[np.arange(3), [0, 3, 7]] * o, rtol=1e-12)
+        assert (kept > 1e-2 * o).all()
+    else:
+        np.testing.assert_array_equal(kept, 0.0)
 
 
 def test_ocsvm_sample_alone_equals_sample_in_batch():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dense_reference as ref
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,14 @@ from neon.exceptions import UnsupportedLayerError, UnsupportedModelError
 def mlp(dtype=torch.float64) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to(dtype).eval()
+
+
+def _dense_epsilon(model: nn.Sequential, X: np.ndarray, target) -> tuple:
+    """Dense LRP-epsilon (the default rule, eps = 1e-6) through ``model``: ``(R, f, shares per layer)``."""
+    layers = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy()) if isinstance(m, nn.Linear)
+              else None for m in model]
+    return ref.relu_chain(layers, X, np.asarray(target), lambda a, W, b, R: ref.epsilon(a, W, b, R, 1e-6),
+                          lambda a, W, b, R: ref.epsilon_share(a, W, b, R, 1e-6))
 
 
 def cnn() -> nn.Sequential:
@@ -33,6 +42,11 @@ def test_numpy_in_numpy_out_and_fields_have_the_right_shapes() -> None:
     np.testing.assert_array_equal(expl.target, logits.argmax(1))
     np.testing.assert_allclose(expl.output, logits.max(1), rtol=1e-12)
     np.testing.assert_allclose(expl.absorbed, expl.output - expl.relevance.sum(1), rtol=1e-12)
+    # ... and absorbed is what the biases and stabilisers take, layer by layer, in a dense reference.
+    R, f, shares = _dense_epsilon(mlp(), X, expl.target)
+    np.testing.assert_allclose(expl.relevance, R, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(expl.absorbed, sum(shares), rtol=1e-9, atol=1e-12)
+    assert np.abs(expl.absorbed).min() > 1e-3
 
 
 def test_torch_in_torch_out_same_dtype() -> None:
@@ -171,6 +185,11 @@ def test_explanation_indexing_and_summary() -> None:
     np.testing.assert_array_equal(expl[4].relevance, expl.relevance[4:5])
     assert "Explanation(n=5" in repr(expl)
     np.testing.assert_allclose(expl.conservation_error(), 0.0, atol=1e-12)
+    # The bookkeeping above holds by construction; absorbed itself against a dense reference, and sliced along.
+    _, _, shares = _dense_epsilon(mlp(), X, expl.target)
+    np.testing.assert_allclose(expl.absorbed, sum(shares), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(sub.absorbed, expl.absorbed[1:3])
+    np.testing.assert_array_equal(expl[4].absorbed, expl.absorbed[4:5])
 
 
 def test_chunked_explanations_equal_one_batch() -> None:

@@ -85,6 +85,19 @@ def test_top_layer_matches_dense_formula() -> None:
     np.testing.assert_allclose(expl.relevance.numpy(), want, rtol=1e-9)
     # The bias share is what is absorbed.
     np.testing.assert_allclose(expl.absorbed.numpy(), expl.output.numpy() - want.sum(1), rtol=1e-9, atol=1e-12)
+    # ... computed from the contrast biases themselves, sum_c' softmin(h)_c' eta_c (b_c - b_c') / h_c', and
+    # with the explained value eta_c of the reference (the line above would hold for any output).
+    eta = np.zeros(7)
+    share = np.zeros(7)
+    for n in range(7):
+        c = int(expl.target[n])
+        others = [k for k in range(3) if k != c]
+        h = z[n, c] - z[n, others]
+        eta[n] = -np.log(np.exp(-h).sum())
+        share[n] = (np.exp(-h) / np.exp(-h).sum() * eta[n] * (b[c] - b[others]) / h).sum()
+    np.testing.assert_allclose(expl.output.numpy(), eta, rtol=1e-12)
+    assert np.abs(share).min() > 1e-3
+    np.testing.assert_allclose(expl.absorbed.numpy(), share, rtol=1e-9, atol=1e-12)
 
 
 def test_binary_two_logit_model_gives_plus_minus_f() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dense_reference as dense
 import joblib
 import numpy as np
 import pytest
@@ -50,12 +51,31 @@ def mlp_case():
     return model, model_sm, X, expl
 
 
+def _normal_draws(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """The N(0, 1) draws the "noise" replacement documents: torch's generator seeded ``random_state``."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
+
+
+def _numpy_replacement(X: np.ndarray, replace, background: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Every replacement value written with numpy from its definition (neon.metrics.replace)."""
+    bg = X if background is None else background
+    if replace == "zero":
+        return np.zeros_like(X)
+    if replace == "mean":
+        return np.broadcast_to(bg.mean(0), X.shape)
+    if replace == "min":  # each sample's own minimum over all its features
+        return np.broadcast_to(X.reshape(len(X), -1).min(1).reshape((-1,) + (1,) * (X.ndim - 1)), X.shape)
+    if replace == "noise":  # N(mean_i, std_i) of the background per feature (sample std, ddof=1)
+        return bg.mean(0) + bg.std(0, ddof=1) * _normal_draws(X.shape, seed)
+    return np.full_like(X, replace)
+
+
 @pytest.mark.parametrize("order", ["morf", "lerf"])
-@pytest.mark.parametrize("replace", ["zero", "mean", 0.7])
+@pytest.mark.parametrize("replace", ["zero", "mean", "min", "noise", 0.7])
 def test_pixel_flipping_matches_loop(mlp_case, order, replace):
     model, model_sm, X, expl = mlp_case
     res = metrics.pixel_flipping(expl, model_sm, X, order=order, replace=replace)
-    repl = {"zero": np.zeros_like(X), "mean": np.broadcast_to(X.mean(0), X.shape), 0.7: np.full_like(X, 0.7)}[replace]
+    repl = _numpy_replacement(X, replace)
     tgt = np.asarray(expl.target)
     for i in range(len(X)):
         ref = _ref_curve(lambda z, t=tgt[i]: _log_odds(model, z, t), X[i], expl.relevance[i], repl[i],
@@ -152,6 +172,51 @@ def test_blur_replacement_is_a_normalised_gaussian():
     assert "blur" in desc
 
 
+
+@pytest.mark.parametrize("shape", [(7, 5), (4, 2, 3, 3)], ids=["tabular", "images"])
+def test_min_replacement_is_each_samples_own_minimum(shape):
+    X = np.random.default_rng(5).normal(size=shape)
+    X[1] -= 4.0  # samples with different minima: a batch-wide or per-feature minimum would differ
+    got, desc = metrics.replacement(torch.as_tensor(X), "min")
+    np.testing.assert_array_equal(got.numpy(), _numpy_replacement(X, "min"))
+    assert "min" in desc
+
+
+def test_noise_replacement_is_seeded_normal_noise_with_the_backgrounds_moments():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(9, 4))
+    B = rng.normal(loc=[0.0, 5.0, -3.0, 1.0], scale=[1.0, 0.1, 4.0, 2.0], size=(40, 4))
+    for background, seed in ((B, 3), (None, 0), (None, 11)):
+        got, desc = metrics.replacement(torch.as_tensor(X), "noise", background=background, random_state=seed)
+        np.testing.assert_allclose(got.numpy(), _numpy_replacement(X, "noise", background, seed), rtol=1e-12,
+                                   atol=1e-12)
+        assert f"seed={seed}" in desc and ("background" in desc) == (background is not None)
+    # The seed decides the draws: the same seed twice gives the same values, another seed others.
+    a = metrics.replacement(torch.as_tensor(X), "noise", random_state=1)[0]
+    np.testing.assert_array_equal(a.numpy(), metrics.replacement(torch.as_tensor(X), "noise", random_state=1)[0])
+    assert not np.allclose(a.numpy(), metrics.replacement(torch.as_tensor(X), "noise", random_state=2)[0].numpy())
+    # Without reproducing the generator: many rows of noise have the background's mean and std per feature.
+    many = np.zeros((20_000, 4))
+    noise = metrics.replacement(torch.as_tensor(many), "noise", background=B, random_state=4)[0].numpy()
+    mu, sd = B.mean(0), B.std(0, ddof=1)
+    assert (np.abs(noise.mean(0) - mu) < 5 * sd / np.sqrt(len(many))).all(), (noise.mean(0), mu)
+    np.testing.assert_allclose(noise.std(0, ddof=1), sd, rtol=0.03)
+
+
+def test_noise_and_min_replacement_in_region_perturbation_match_the_loop():
+    cnn, X = _images()
+    R = np.random.default_rng(4).normal(size=X.shape)
+    B = np.random.default_rng(5).normal(loc=2.0, size=(30,) + X.shape[1:])
+    net = neon.neuralize(cnn)
+    for replace, background in (("min", None), ("noise", B)):
+        res = metrics.region_perturbation(R, net, X, patch_size=5, target=2, replace=replace, background=background,
+                                          random_state=7)
+        repl = _numpy_replacement(X, replace, background, 7)
+        with torch.no_grad():  # one patch, the whole image: the curve is [f(x), f(replacement)]
+            want = cnn(torch.as_tensor(np.stack([X, repl]).reshape((-1,) + X.shape[1:])))[:, 2].reshape(2, -1).T
+        np.testing.assert_allclose(res.curve, want.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_flipping_sklearn_kmeans_cluster_logit():
     X = load_wine().data[:, :5]
     km = KMeans(3, n_init=4, random_state=0).fit(X)
@@ -208,6 +273,13 @@ def test_conservation():
         out = biased(torch.as_tensor(X)).gather(1, torch.as_tensor(np.asarray(expl.target)).view(-1, 1))[:, 0].numpy()
     ref = np.abs(out - expl.relevance.sum(1)) / np.abs(out)
     np.testing.assert_allclose(res.scores, ref, rtol=1e-8)
+    # The gap is what the biases take under LRP-0, layer by layer in a dense reference (not from neon's R).
+    layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) if isinstance(m, torch.nn.Linear) else None
+              for m in biased]
+    _, f, shares = dense.relu_chain(layers, X, np.asarray(expl.target),
+                                    lambda a, W, b, R: dense.epsilon(a, W, b, R, 0.0),
+                                    lambda a, W, b, R: dense.epsilon_share(a, W, b, R, 0.0))
+    np.testing.assert_allclose(res.scores, np.abs(sum(shares)) / np.abs(f), rtol=1e-8)
     assert res.scores.max() > 1e-3 and res.details["bookkeeping_error"].max() < 1e-10
     assert not res.higher_is_better
 

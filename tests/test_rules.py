@@ -12,16 +12,18 @@ import torch
 from torch import nn
 
 from neon.exceptions import RuleError
-from neon.layers import ChannelAffine
+from neon.layers import CentroidContrast, ChannelAffine, ReduceMin
 from neon.rules import (
     AlphaBeta,
     Context,
     Epsilon,
     Flat,
     Gamma,
+    Midpoint,
     Pass,
     Proportional,
     Reference,
+    SoftMin,
     WinnerTakesAll,
     WSquare,
     ZBox,
@@ -234,3 +236,78 @@ def test_dense_layer_on_a_sequence_acts_per_position(rule_name) -> None:
                              Context(target=torch.zeros(8, dtype=torch.long)))
     assert got.shape == a.shape
     torch.testing.assert_close(got.reshape(8, 5), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.5])
+@pytest.mark.parametrize("pool,in_shape", [
+    (nn.MaxPool2d(3, 2, padding=1), (2, 5, 5)),
+    (nn.MaxPool2d(3, 2, padding=1), (1, 6, 4)),
+    (nn.MaxPool1d(3, 2, padding=1), (2, 7)),
+], ids=["maxpool2d-odd", "maxpool2d-even", "maxpool1d"])
+def test_proportional_through_a_padded_max_pool_is_average_pooling_with_the_padding_counted(pool, in_shape,
+                                                                                            eps) -> None:
+    # docs/theory.md §2: Proportional treats a max pool as average pooling of the same windows; the padded
+    # positions hold zeros and count in the divisor (count_include_pad). The divisor cancels in the split
+    # itself and shows only through the stabiliser: a large one (0.5) pins it, a small one the windows.
+    a = torch.rand((3,) + in_shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64) + 0.1
+    z = pool(a)
+    R = torch.randn(z.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    (got,) = Proportional(eps).relevance(pool, [a], z, R, Context(target=torch.zeros(3, dtype=torch.long)))
+    M = ref.average_pool_matrix(in_shape, 3, 2, 1)
+    assert M.shape == (z[0].numel(), a[0].numel())
+    want = ref.epsilon(a.reshape(3, -1).numpy(), M, np.zeros(len(M)), R.reshape(3, -1).numpy(), eps)
+    assert got.shape == a.shape
+    np.testing.assert_allclose(got.reshape(3, -1).numpy(), want, rtol=1e-10, atol=1e-13)
+    if eps == 0.5:  # the padded positions count: dividing border windows by their in-bounds size differs
+        in_bounds = M / M.sum(1, keepdims=True)  # count_include_pad=False: 1 / (in-bounds positions)
+        other = ref.epsilon(a.reshape(3, -1).numpy(), in_bounds, np.zeros(len(M)), R.reshape(3, -1).numpy(), eps)
+        assert np.abs(other - want).max() > 1e-3 * np.abs(want).max()
+
+
+class _Add:
+    """A residual addition as the engine hands it to a rule: a callable of its tensor inputs."""
+
+    adds_tensors = True
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.3, 0.0])
+def test_proportional_split_of_a_residual_addition_equals_dense_reference(eps) -> None:
+    # z = a + b is the linear map [I, I] of the stacked inputs; the proportional rule is LRP-epsilon on it:
+    # R_a = a R / stab(z), R_b = b R / stab(z). Signed inputs, so that the two branches get different shares.
+    g = torch.Generator().manual_seed(10)
+    a, b = (torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    z = a + b
+    R = torch.randn(z.shape, generator=g, dtype=torch.float64)
+    got_a, got_b = Proportional(eps).relevance(_Add(), [a, b], z, R, Context(target=torch.zeros(3, dtype=torch.long)))
+    d = z[0].numel()
+    M = np.hstack([np.eye(d), np.eye(d)])
+    stacked = np.hstack([a.reshape(3, -1).numpy(), b.reshape(3, -1).numpy()])
+    want = ref.epsilon(stacked, M, np.zeros(d), R.reshape(3, -1).numpy(), eps)
+    np.testing.assert_allclose(got_a.reshape(3, -1).numpy(), want[:, :d], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_b.reshape(3, -1).numpy(), want[:, d:], rtol=1e-10, atol=1e-12)
+
+
+def test_midpoint_rule_equals_dense_reference_for_relevance_on_every_unit() -> None:
+    # The general path (relevance on several rows, as when a sum feeds the pool) and the one-row path that
+    # the soft-min pool's hint selects, both against the formula of docs/theory.md §4.
+    g = torch.Generator().manual_seed(12)
+    mu = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    cc, pool = CentroidContrast(mu), ReduceMin()
+    h = cc(x)
+    R = torch.randn(h.shape, generator=g, dtype=torch.float64)
+    t = torch.arange(6) % 4
+    (got,) = Midpoint().relevance(cc, [x], h, R, Context(target=t))
+    np.testing.assert_allclose(got.numpy(), ref.midpoint_rule(x.numpy(), mu.numpy(), R.numpy()), rtol=1e-10,
+                               atol=1e-12)
+    y = pool(h)
+    R_top = torch.zeros_like(y).scatter(1, t.view(-1, 1), y.gather(1, t.view(-1, 1)))
+    top_ctx = Context(target=t)
+    (r_h,) = SoftMin(0.7).relevance(pool, [h], y, R_top, top_ctx)
+    assert top_ctx.emitted is not None  # the one-row hint: the rule below may take its shortcut
+    (got,) = Midpoint().relevance(cc, [x], h, r_h, Context(target=t, hint=top_ctx.emitted))
+    np.testing.assert_allclose(got.numpy(), ref.midpoint_rule(x.numpy(), mu.numpy(), r_h.numpy()), rtol=1e-10,
+                               atol=1e-12)

@@ -7,6 +7,7 @@ every bias and BatchNorm shift zero and exact (unstabilised) sums, relevance add
 
 from __future__ import annotations
 
+import dense_reference as ref
 import pytest
 import torch
 import torchvision
@@ -110,9 +111,15 @@ def test_log_odds_top_and_any_target():
     net = neon.neuralize(model, output="log-odds")
     with torch.no_grad():
         torch.testing.assert_close(net(x), torch.log(p / (1 - p)))
-    e = neon.explain(model, x, output="log-odds", target=[7, 0, 4], rules="epsilon_gamma_box")
+    explainer = neon.Explainer(model, output="log-odds", rules="epsilon_gamma_box").fit(x)
+    e = explainer.explain(x, target=[7, 0, 4], record=True)
     torch.testing.assert_close(e.output, torch.log(p / (1 - p))[torch.arange(3), torch.tensor([7, 0, 4])])
     torch.testing.assert_close(e.relevance.flatten(1).sum(1) + e.absorbed, e.output)
+    # absorbed is the sum of what every node keeps, each computed from its own formula (bias and stabiliser
+    # terms of z^B, Gamma and the sums; the contrast bias of the log-odds top), not from the input relevance.
+    shares = ref.node_shares(explainer.network_, explainer.rules_, x, e.layers, e.target)
+    assert (shares["fc"].abs() > 1e-2).all() and len(shares) > 40
+    torch.testing.assert_close(e.absorbed, sum(shares.values()), rtol=1e-9, atol=1e-12)
     assert torch.isfinite(e.relevance).all()
 
 
