@@ -45,6 +45,13 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.to(dtype)
 
 
+def blocked_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``nn.MultiheadAttention``'s boolean ``attn_mask`` (``True``: not allowed to attend) as ``-inf`` / ``0``."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    return mask.to(dtype)
+
+
 def causal_bias(n_queries: int, n_keys: int, dtype: torch.dtype, device: Any = None) -> torch.Tensor:
     """The additive causal mask of ``F.scaled_dot_product_attention(is_causal=True)`` (upper-left aligned)."""
     keep = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril()
@@ -289,7 +296,7 @@ def _multihead_attention(gm: fx.GraphModule, node: fx.Node) -> None:
     dtype = emit.fn(getattr, scores, "dtype")
     mask = a["attn_mask"]
     if mask is not None:
-        bias = emit.fn(attention_bias, mask, dtype)
+        bias = emit.fn(blocked_bias, mask, dtype)
         if isinstance(mask, fx.Node) and _is_3d_mask(mask):
             bias = emit.method("unflatten", bias, 0, (-1, heads))  # (n * heads, L, S) -> (n, heads, L, S)
         scores = emit.fn(operator.add, scores, bias)
