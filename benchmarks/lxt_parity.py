@@ -92,7 +92,8 @@ for name, config_cls, model_cls in (("bert", transformers.BertConfig, transforme
     logits = logits[:, -1] if logits.dim() == 3 else logits
     target = logits.argmax(1)
     logits.gather(1, target[:, None]).sum().backward()
-    result[name] = dict(state=model.state_dict(), x=ids, target=target, relevance=(embeds * embeds.grad).sum(-1).detach())
+    relevance = (embeds * embeds.grad).sum(-1).detach()
+    result[name] = dict(state=model.state_dict(), x=ids, target=target, relevance=relevance)
 result["versions"] = dict(transformers=transformers.__version__)
 torch.save(result, out)
 '''
@@ -131,7 +132,7 @@ def neon_side(lxt: dict) -> dict[str, dict[str, float]]:
         missing, unexpected = model.load_state_dict(got["state"], strict=False)
         assert not [k for k in missing if not k.endswith("position_ids")], missing
         model = model.double().eval()
-        x = got["x"] if name == "vit" else got["x"]
+        x = got["x"]
         e = neon.explain(model, x, target=got["target"], rules=rules)
         want = got["relevance"]
         diff = (e.relevance - want).flatten(1).norm(dim=1) / want.flatten(1).norm(dim=1)
