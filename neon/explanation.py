@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ class Explanation:
         A readable description of the rules used.
     layers
         Relevance at every node (only with ``record=True``), keyed by node name.
+    tokens
+        For text models: the tokens of every sample (a list of strings per sample, as the relevance's
+        ``(n, length)`` rows), set with :meth:`with_tokens`; drawn by :func:`neon.plot.text`.
     """
 
     relevance: Any
@@ -55,6 +59,7 @@ class Explanation:
     output_kind: str = ""
     rules: str = ""
     layers: dict[str, Any] | None = field(default=None)
+    tokens: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.output)
@@ -73,8 +78,23 @@ class Explanation:
             relevance=pick(self.relevance), output=pick(self.output), target=pick(self.target),
             absorbed=pick(self.absorbed), data=pick(self.data), baseline=pick(self.baseline),
             feature_names=self.feature_names, target_names=self.target_names, output_kind=self.output_kind,
-            rules=self.rules,
+            rules=self.rules, tokens=pick(self.tokens),
         )
+
+    def with_tokens(self, tokens: Any) -> Explanation:
+        """This explanation with the tokens of every sample (e.g. ``tokenizer.convert_ids_to_tokens`` per row).
+
+        ``tokens`` is one list of strings per sample, each as long as the sample's relevance row (a single
+        list is taken for a single sample).
+        """
+        rows = [list(t) for t in tokens] if tokens and not isinstance(tokens[0], str) else [list(tokens)]
+        r = _np(self.relevance)
+        if len(rows) != len(r) or any(len(t) != r.shape[1] for t in rows) or r.ndim != 2:
+            raise ValueError(f"tokens must give one string per position of every sample: relevance has shape "
+                             f"{tuple(r.shape)}, tokens have lengths {[len(t) for t in rows]}.")
+        new = copy.copy(self)
+        new.tokens = [[str(w) for w in t] for t in rows]
+        return new
 
     @property
     def target_labels(self) -> list[Any]:
@@ -99,10 +119,20 @@ class Explanation:
         return err / np.maximum(np.abs(out), np.finfo(np.float64).tiny)
 
     def plot(self, **kwargs: Any) -> Any:
-        """Heatmaps for images, signed bars for tabular data (see :mod:`neon.plot`)."""
+        """Heatmaps for images, signed bars for tabular data, highlighted tokens for text (see :mod:`neon.plot`)."""
         from . import plot
 
+        if self.tokens is not None:
+            return plot.text(self, **kwargs)
         return plot.explanation(self, **kwargs)
+
+    def _repr_html_(self) -> str | None:
+        """In a notebook, an explanation of text shows its tokens highlighted by relevance."""
+        if self.tokens is None:
+            return None
+        from .plot.text import text_html
+
+        return text_html(self)
 
     def __repr__(self) -> str:
         r = _np(self.relevance)

@@ -498,3 +498,23 @@ def test_hugging_face_near_misses_are_refused():
     handle.remove()
     with pytest.raises(neon.OutputError):
         neon.neuralize(model, output="log-odds")
+
+
+def test_token_explanations_carry_tokens_and_draw_as_highlighted_text():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model = tiny_bert(seed=3)
+    ids = torch.randint(1, 40, (2, 5))
+    e = neon.explain(model, ids)
+    words = [[f"w{int(t)}" for t in row] for row in ids]
+    t = e.with_tokens(words)
+    assert t.tokens == words and t[1].tokens == [words[1]] and e.tokens is None
+    page = t._repr_html_()
+    assert page.count("<span") == 10 and f"w{int(ids[0, 0])}" in page
+    top = int(e.relevance[0].argmax())
+    assert f'title="{float(e.relevance[0, top]):.4g}"' in page
+    ax = t.plot()
+    assert [x.get_text() for x in ax.texts] == words[0] + words[1]
+    with pytest.raises(ValueError, match="one string per position"):
+        e.with_tokens([["a", "b"]])

@@ -6,6 +6,8 @@ Every function takes ``ax=`` and returns the Axes it drew on (an array of Axes f
 - :func:`features`: tabular relevance, signed bars for one sample or a summary over many.
 - :func:`clusters`: k-means, the mean explanation of every cluster beside its centroid.
 - :func:`rules_comparison`: one input explained with LRP-0, LRP-epsilon, LRP-gamma and a composite.
+- :func:`text`: text models, the tokens of each sample highlighted by relevance (:func:`text_html` for
+  notebooks).
 - :func:`explanation`: picks :func:`heatmap` or :func:`features` from the shape of the relevance
   (this is what :meth:`neon.Explanation.plot` calls).
 
@@ -22,6 +24,7 @@ import numpy as np
 from ._common import COLDHOT, register_colormaps, symmetric_limit
 from .images import default_comparison_rules, heatmap, relevance_maps, rules_comparison
 from .tabular import cluster_means, clusters, features
+from .text import text, text_html
 
 register_colormaps()
 
@@ -55,4 +58,6 @@ __all__ = [
     "relevance_maps",
     "rules_comparison",
     "symmetric_limit",
+    "text",
+    "text_html",
 ]
