@@ -215,6 +215,8 @@ def test_epsilon_relative_uses_rms_of_each_sample() -> None:
 def test_non_negative_input_fast_paths_equal_the_reference(rule, reference) -> None:
     layer, in_shape, a, z, R = _setup("conv", seed=7)
     a = a.clamp(min=0)
+    with torch.no_grad():  # biases of both signs: the fast paths must clamp them as the formulas do
+        layer.bias.copy_(torch.tensor([0.6, -0.9, 0.3], dtype=torch.float64))
     z = layer(a)
     (got,) = rule.relevance(layer, [a], z, R, Context(target=torch.zeros(4, dtype=torch.long)))
     W, b = ref.dense_matrix(layer, in_shape)
