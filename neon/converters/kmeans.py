@@ -31,10 +31,13 @@ from ..rules.composites import Composite
 from . import references
 from ._registry import register_types
 
-#: Rows per internal batch: the per-chunk temporaries (``rows x K x (K-1)`` logits, ``rows x d``
-#: relevance) stay within a few MB (L3-resident); larger chunks amortise the per-op overhead
-#: (measured: 1456 -> 4096-8192 rows saves ~12 % at d=50, K=10; 16384 rows is slower again).
+#: Rows per internal batch: ``2^19 / (d + K)`` rows, so that the temporaries of the fused soft-min and
+#: midpoint step (``rows x K`` terms and weights, ``rows x d`` relevance) stay within a few MB while the
+#: ~40 small operations per chunk are amortised (measured at d=50, K=10, one thread: 8192-16384 rows
+#: ~10-15 % faster than 4096, 2048 slower again); at most ``2^23 / (K (K - 1))`` rows, which bounds the
+#: ``rows x K x (K - 1)`` contrast units that ``record=True`` builds (64 MiB in float64).
 _CHUNK_ELEMENTS = 1 << 19
+_UNIT_ELEMENTS = 1 << 23
 
 
 def kmeans_rules(beta: float | str = "auto") -> Composite:
@@ -78,7 +81,7 @@ def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = 
         input_shape=(d,),
         feature_names=getattr(model, "feature_names_in_", None),
         default_rules=kmeans_rules(beta),
-        chunk_size=max(256, _CHUNK_ELEMENTS // max(d, k * (k - 1))),
+        chunk_size=max(256, min(_CHUNK_ELEMENTS // (d + k), _UNIT_ELEMENTS // (k * (k - 1)))),
         description=type(model).__name__,
         reference=references.reference(references.kmeans_logits, model, f"{type(model).__name__}.transform"),
     )

@@ -101,9 +101,12 @@ class CentroidContrast(nn.Module):
     def distances(self, x: Tensor) -> Tensor:
         return squared_distances(x, self.centroids, self.centroids_sq)
 
+    def terms(self, x: Tensor) -> Tensor:
+        """``e_k = ||mu_k||^2 - 2 mu_k^T x``, ``(n, K)``, one ``addmm``: ``h_ck = e_k - e_c`` (``||x||^2`` cancels)."""
+        return torch.addmm(self.centroids_sq, x, self.centroids.T, alpha=-2.0)
+
     def forward(self, x: Tensor) -> Tensor:
-        # ||x||^2 cancels in every difference: e_k = ||mu_k||^2 - 2 mu_k^T x, h_ck = e_k - e_c (one addmm).
-        e = torch.addmm(self.centroids_sq, x, self.centroids.T, alpha=-2.0)
+        e = self.terms(x)
         n, k = e.shape
         if self._by_product:
             return (e @ self.selection).view(n, k, k - 1)

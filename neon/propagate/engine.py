@@ -3,15 +3,16 @@
 The engine knows graphs, node kinds and the rule protocol (:mod:`neon.rules.base`), nothing of any
 concrete rule or of the models networks come from. What a rule can do beyond computing relevance
 (pass relevance through without values, keep state from the forward pass, leave a hint for the node
-below, run and explain two layers as one) it declares, and the engine asks. The backward pass visits the nodes in reverse topological
-order, sums relevance over fan-out (residual branches, a module called twice) and frees every
-activation as soon as no rule needs it.
+below, run and explain two layers as one) it declares, and the engine asks. The backward pass visits
+the nodes in reverse topological order, sums relevance over fan-out (residual branches, a module called
+twice) and frees every activation as soon as no rule needs it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -21,7 +22,7 @@ from .._numeric import is_channels_last
 from ..exceptions import RuleError, UnsupportedModelError
 from ..layers.affine import like_input
 from ..rules.base import Context, Fused, Rule, SingleColumn, vjp
-from .facts import layer_facts
+from .facts import LayerFacts, layer_facts
 from .graph import Step
 from .kinds import NodeKind
 
@@ -227,6 +228,42 @@ def held_constant(steps: list[Step], rules: Mapping[str, Rule]) -> set[fx.Node]:
     return constant
 
 
+@dataclass
+class _Plan:
+    """What the engine derives from a graph and its rules alone, once per (graph, rule set)."""
+
+    rules: tuple[tuple[str, Rule], ...]
+    lazy: set[fx.Node]
+    facts: dict[fx.Node, LayerFacts]
+    fused: dict[fx.Node, tuple[Step, Fused]]
+
+
+#: Plans per graph (keyed by its first step, dropped with it), at most ``_PLANS_PER_GRAPH`` rule sets each.
+_PLANS: dict[int, dict[int, _Plan]] = {}
+_PLANS_PER_GRAPH = 8
+
+
+def _plan(steps: list[Step], rules: Mapping[str, Rule]) -> _Plan:
+    """Cheap nodes, graph facts and fusions of ``steps`` under ``rules``, computed once per chunked explanation.
+
+    Kept while the graph's first step lives and the rule set holds the same rule objects; nothing in a plan
+    refers to that first step, so the plan cannot keep the graph alive.
+    """
+    key = id(steps[0])
+    per_graph = _PLANS.get(key)
+    if per_graph is None:
+        per_graph = _PLANS[key] = {}
+        weakref.finalize(steps[0], _PLANS.pop, key, None)
+    items = tuple(rules.items())
+    plan = per_graph.get(id(rules))
+    if plan is None or plan.rules != items:
+        if len(per_graph) >= _PLANS_PER_GRAPH:
+            per_graph.pop(next(iter(per_graph)))
+        plan = per_graph[id(rules)] = _Plan(items, cheap_nodes(steps, rules), layer_facts(steps, rules),
+                                            fusions(steps, rules))
+    return plan
+
+
 def _unsplittable(step: Step) -> tuple[Tensor | None, ...]:
     raise RuleError(f"{step.label} combines several tensors element-wise; neon cannot split its relevance.")
 
@@ -284,9 +321,10 @@ def propagate(
             x = x.contiguous(memory_format=torch.channels_last)
         elif channels_last is False:
             x = x.contiguous()
-        lazy = cheap_nodes(steps, rules)
+        plan = _plan(steps, rules)
+        lazy = plan.lazy
         states: dict[fx.Node, Any] = {}
-        fused = {} if record else fusions(steps, rules)  # record=True reports every node's relevance
+        fused = {} if record else plan.fused  # record=True reports every node's relevance
         out, env = forward(steps, x, keep=True, recompute=lazy, rules=rules, states=states, fused=fused)
         by_node = {s.node: s for s in steps}
         if target is None and choose_target is not None:
@@ -302,12 +340,12 @@ def propagate(
         output_step = steps[-1]
         seed = value if baseline is None else value - baseline.to(value).reshape(-1)
         top = output_step.inputs[0]
-        initial = torch.zeros_like(out).scatter(1, target, seed.unsqueeze(1))
+        initial = torch.zeros_like(out).scatter_(1, target, seed.unsqueeze(1))
         top_value = _materialize(top, env, by_node)
         relevance: dict[fx.Node, Tensor] = {top: initial.view(top_value.shape) if top_value.dim() == 1 else initial}
         hints: dict[fx.Node, Any] = {} if top_value.dim() == 1 else {top: SingleColumn(initial, ctx.target, seed)}
         layers: dict[str, Tensor] | None = {} if record else None
-        facts = layer_facts(steps, rules)
+        facts = plan.facts
         constant = held_constant(steps, rules)
         result = None
         for step in reversed(steps[:-1]):
@@ -322,7 +360,7 @@ def propagate(
                 continue
             known = facts.get(step.node)
             hint = hints.pop(step.node, None)
-            step_ctx = replace(ctx, hint=hint, forward_state=states.pop(step.node, None))
+            step_ctx = Context(target=ctx.target, hint=hint, forward_state=states.pop(step.node, None))
             if known is not None:
                 step_ctx.inputs_nonnegative = known.inputs_nonnegative
                 step_ctx.relevance_support = known.relevance_support

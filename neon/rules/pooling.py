@@ -12,8 +12,10 @@ from torch.nn.modules.utils import _pair
 
 from .._numeric import is_channels_last
 from ..exceptions import RuleError
+from ..layers.distance import CentroidContrast
 from ..layers.pooling import Reduce
-from .base import Context, Rule, SingleRow, vjp
+from .base import Context, Fused, Rule, SingleColumn, SingleRow, vjp
+from .distance import Midpoint, MidpointSoftMin
 
 
 class WinnerTakesAll(Rule):
@@ -45,7 +47,17 @@ class WinnerTakesAll(Rule):
 
 
 def single_column(R: Tensor, ctx: Context) -> Tensor | None:
-    """``ctx.target`` if ``R`` (``n x K``) is non-zero only in each sample's target column, else ``None``."""
+    """The column of each sample that holds all of ``R`` (``n x K``), or ``None`` if ``R`` is spread wider.
+
+    Known without looking at the data from the engine's :class:`~neon.rules.base.SingleColumn` hint, or when
+    ``R`` has one column. Otherwise ``R`` is compared with its own target column (a pass over ``R`` and, on
+    a GPU, a host synchronisation).
+    """
+    hint = ctx.hint
+    if isinstance(hint, SingleColumn) and hint.relevance is R:
+        return hint.columns
+    if R.shape[1] == 1:
+        return torch.zeros(R.shape[0], dtype=torch.long, device=R.device)
     t = ctx.target
     if t is None or t.dim() != 1 or len(t) != R.shape[0] or R.shape[1] == 0:
         return None
@@ -63,6 +75,8 @@ class SoftMin(Rule):
     When the pooled relevance sits only in each sample's target column (a pool at the network's
     top), only that row is computed and a :class:`~neon.rules.base.SingleRow` hint lets the rule below
     skip the zero rows (the k-means midpoint rule uses it); results are those of the general formula.
+    A hard minimum over k-means contrast units with the midpoint rule below runs as one fused step
+    (:class:`~neon.rules.distance.MidpointSoftMin`): the ``n x K x (K - 1)`` units are never built.
 
     Parameters
     ----------
@@ -90,6 +104,12 @@ class SoftMin(Rule):
     @property
     def needs_fit(self) -> bool:
         return self.beta == "auto"
+
+    def fuse(self, op: Any, below: Any, below_rule: Rule) -> Fused | None:
+        if self._sign < 0 and self.supports(op) and op.stiffness is None and isinstance(below, CentroidContrast) \
+                and type(below_rule) is Midpoint:
+            return MidpointSoftMin(op, self, below, below_rule)
+        return None
 
     def fit(self, op: Any, inputs: Sequence[Tensor], output: Tensor, ctx: Context) -> Rule:
         if self.beta != "auto":
@@ -126,9 +146,12 @@ class SoftMin(Rule):
         """Only the explained column carries relevance (the usual case at the network's top): the
         soft-min runs over that row of units only; every other row gets zeros."""
         n, k, j = h.shape
-        # Row ``rows[n]`` of sample n as flat indices into h.view(n, k * j): 2-D gather/scatter are faster.
-        flat = rows.view(-1, 1) * j + torch.arange(j, device=rows.device)
-        h_row = h.reshape(n, k * j).gather(1, flat)
+        if k == 1:  # one row (an outlier score): it is all of h
+            flat, h_row = None, h.reshape(n, j)
+        else:
+            # Row ``rows[n]`` of sample n as flat indices into h.view(n, k * j): 2-D gather/scatter are faster.
+            flat = rows.view(-1, 1) * j + torch.arange(j, device=rows.device)
+            h_row = h.reshape(n, k * j).gather(1, flat)
         col = rows.view(-1, 1)
         # exp(sign beta (h - y)) with y the row's min (max): every term <= 1, no overflow. A hard pool's
         # output is that extreme already; a soft pool's is not, so it is computed.
@@ -138,7 +161,10 @@ class SoftMin(Rule):
             extreme = h_row.amin(-1, keepdim=True) if self._sign < 0 else h_row.amax(-1, keepdim=True)
         e = torch.exp((self._sign * stiffness) * (h_row - extreme))
         r_row = e * (R.gather(1, col) / e.sum(-1, keepdim=True))
-        out = torch.zeros(n, k * j, dtype=h.dtype, device=h.device).scatter_(1, flat, r_row).view(n, k, j)
+        if flat is None:
+            out = r_row.view(n, 1, j)
+        else:
+            out = torch.zeros(n, k * j, dtype=h.dtype, device=h.device).scatter_(1, flat, r_row).view(n, k, j)
         ctx.emit(SingleRow(out, rows, r_row, h, h_row))
         return out
 
