@@ -64,18 +64,20 @@ def main() -> None:
         print(f"   patient {idx:3d}: predicted {label:<9} log-odds vs mean {ec.output[i]:+6.2f} "
               f"= sum of relevance {ec.relevance[i].sum():+6.2f}; top: {top(cancer.feature_names, ec.relevance[i])}")
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     positions = np.arange(X.shape[1])
     for c in range(3):
         axes[0].bar(positions + (c - 1) * 0.27, expl.relevance[expl.target == c].mean(0), width=0.27,
                     label=f"cluster {c}")
     axes[0].axhline(0, color="k", lw=0.5)
-    axes[0].set_xticks(range(X.shape[1]), wine.feature_names, rotation=90, fontsize=7)
+    axes[0].set_xticks(range(X.shape[1]), wine.feature_names, rotation=45, ha="right", fontsize=8)
+    axes[0].set_ylabel("mean relevance (cluster logit)")
     axes[0].set_title("Wine k-means: mean relevance per cluster")
     axes[0].legend()
     order = np.argsort(-np.abs(ec.relevance[0]))[:10][::-1]
     axes[1].barh(np.array(cancer.feature_names)[order], ec.relevance[0][order],
                  color=np.where(ec.relevance[0][order] > 0, "tab:red", "tab:blue"))
+    axes[1].set_xlabel("relevance (log-odds)")
     axes[1].set_title(f"Patient 0: log-odds of '{cancer.target_names[ec.target[0]]}' vs mean patient")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

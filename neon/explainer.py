@@ -434,7 +434,8 @@ def resolve_targets(net: Network, x: Tensor, target: Any, start: int = 0, n: int
     if isinstance(target, str) or (names is not None and not isinstance(target, (int, np.integer, Tensor,
                                                                                   np.ndarray, list, tuple))):
         if names is None or target not in names:
-            raise ValueError(f"target {target!r} is not one of the model's targets {names}.")
+            shown = [v.item() if isinstance(v, np.generic) else v for v in (names or [])]  # 3, not np.int64(3)
+            raise ValueError(f"target {target!r} is not one of the model's targets {shown}.")
         target = names.index(target)
     t = torch.as_tensor(np.asarray(target.cpu() if isinstance(target, Tensor) else target))
     if t.dtype.is_floating_point:

@@ -96,5 +96,5 @@ ax = neon.plot.features(expl, index=i)
 # %%
 other = (km.labels_[i] + 1) % 3
 expl_other = explainer.explain(X.iloc[[i]], target=other)
-print(f"logit of cluster {other}: {float(expl_other.output[0]):.3f}")
+print(f"logit of cluster {other}: {float(expl_other.output.iloc[0]):.3f}")  # a DataFrame in, a Series out
 ax = neon.plot.features(expl_other)
