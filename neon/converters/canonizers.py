@@ -73,14 +73,18 @@ def inverse_sqrt(n: int) -> float:
     return 1.0 / math.sqrt(n)
 
 
-def canonicalize(gm: fx.GraphModule) -> None:
-    """Rewrite the transformer parts of ``gm`` (neon's traced copy of a model) in place; see the module doc."""
+def canonicalize(gm: fx.GraphModule) -> bool:
+    """Rewrite the transformer parts of ``gm`` (neon's traced copy of a model) in place; see the module doc.
+
+    Returns whether anything was rewritten (the model has transformer parts).
+    """
     changed = _decompose_modules(gm)
     changed = canonicalize_functions(gm) or changed
     if changed:
         gm.graph.lint()
         gm.delete_all_unused_submodules()
         gm.recompile()
+    return changed
 
 
 def canonicalize_functions(gm: fx.GraphModule) -> bool:
