@@ -1,10 +1,12 @@
-"""Speed of the SVC explanations, as ratios measured in one run (issue 3: <= 10x ``decision_function``).
+"""Speed of the SVC explanations, as ratios measured in one run (issues 3 and 13: <= 10x ``decision_function``).
 
-Run: ``python benchmarks/bench_svc.py [--n 5000] [--threads 2]``. For each model it prints
+Run: ``python benchmarks/bench_svc.py [--n 5000] [--threads 2]``; at the issue's size
+``python benchmarks/bench_svc.py --n 1000000 --no-shap --models "SVC(rbf)" --repeat 1``. For each model it prints
 
 - the time of sklearn's ``decision_function`` on ``n`` points (libsvm, the baseline),
 - the time of ``Explainer.explain`` on the same points (the explainer is fitted once beforehand),
-- their ratio (goal: <= 10),
+- their ratio (goal: <= 10); both run in turn for ``--repeat`` rounds, best wall-clock time of each
+  (``_rounds.py``), the load average before and after,
 - SHAP ``KernelExplainer``'s time per sample for the same model's ``decision_function`` (background
   of 20 k-means centres, ``nsamples=200``: deliberately small) and the per-sample speed-up of neon
   (goal: >= 500).
@@ -18,7 +20,7 @@ import warnings
 
 import numpy as np
 import torch
-from _timing import best_of
+from _rounds import load_average, rounds
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
@@ -48,10 +50,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (libsvm is single-threaded; more can be slower on a loaded machine)")
     parser.add_argument("--no-shap", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--models", default="", help="only the models whose name contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}; n={args.n} explained points, d={args.d}, "
-          f"{args.n_train} training points")
+    print(f"torch threads: {torch.get_num_threads()}; n={args.n:,} explained points, d={args.d}, "
+          f"{args.n_train} training points; {load_average()}")
     header = (f"{'model':<34} {'n_SV':>5} {'decision_function':>18} {'neon explain':>13} {'ratio':>7} "
               f"{'SHAP / sample':>14} {'neon / sample':>14} {'speed-up':>9}")
     print(header)
@@ -66,11 +70,14 @@ def main() -> None:
                   (f"SVC(linear), {n_classes} classes", SVC(kernel="linear").fit(X_train, y_train)),
                   (f"LinearSVC, {n_classes} classes", LinearSVC().fit(X_train, y_train))]
         for name, model in models:
+            if args.models not in name:
+                continue
             n_sv = len(model.support_vectors_) if hasattr(model, "support_vectors_") else 0
-            explainer = neon.Explainer(model).fit(X_train)
+            explainer = neon.Explainer(model, progress=False).fit(X_train)
             explainer.explain(X_test[:50])  # warm-up
-            t_dec = best_of(lambda m=model, x=X_test: m.decision_function(x))
-            t_neon = best_of(lambda e=explainer, x=X_test: e.explain(x))
+            best = rounds({"model": lambda m=model, x=X_test: m.decision_function(x),
+                           "neon": lambda e=explainer, x=X_test: e.explain(x)}, args.repeat)
+            t_dec, t_neon = best["model"].wall, best["neon"].wall
             shap_t = None if args.no_shap or "rbf" not in name else shap_time_per_sample(model, X_train, X_test)
             per = t_neon / len(X_test)
             shap_cols = (f"{shap_t * 1e3:>11.1f} ms {per * 1e6:>11.1f} us {shap_t / per:>8.0f}x"

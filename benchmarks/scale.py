@@ -164,7 +164,8 @@ def main() -> None:
         if m is None:
             print(f"{name:<42}{'not measured (local_cluster_run)':>53}")
             continue
-        print(f"{name:<42}{m.seconds:9.3f}{args.n / m.seconds:13,.0f}{m.seconds / predict.seconds:10.2f}x"
+        # seconds to 4 significant digits, so that rows/s can be checked against them at any size
+        print(f"{name:<42}{m.seconds:9.4g}{args.n / m.seconds:13,.0f}{m.seconds / predict.seconds:10.2f}x"
               f"{m.peak_mib:10.0f}{m.peak_mib - m.base_mib:10.0f}")
     print()
     print("goals: neon's time <= 5x predict's (throughput >= 1/5), peak < 2048 MiB, LocalCluster <= 1.5x in-process")

@@ -183,3 +183,25 @@ def test_a_changed_rule_set_is_seen_by_the_engine():
     torch.testing.assert_close(soft, general(torch.from_numpy(km.cluster_centers_), x, t, 0.1)[0])
     torch.testing.assert_close(hard, general(torch.from_numpy(km.cluster_centers_), x, t, 30.0)[0])
     assert not torch.allclose(soft, hard)
+
+
+def test_the_engine_forgets_a_network_that_is_gone():
+    """What the engine keeps per graph (cheap nodes, facts, fusions) does not keep the network alive."""
+    import gc
+    import weakref
+
+    from neon.propagate import engine
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 3))
+    net = neon.neuralize(KMeans(3, n_init=1, random_state=0).fit(X))
+    rules = net.assign_rules()
+    rules["pool"] = SoftMin(1.0)
+    net.propagate(torch.from_numpy(X), None, rules)
+    key = id(net.steps[0])
+    assert key in engine._PLANS
+    gone = weakref.ref(net)
+    del net, rules
+    gc.collect()
+    assert gone() is None
+    assert key not in engine._PLANS

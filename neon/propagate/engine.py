@@ -258,7 +258,7 @@ def _plan(steps: list[Step], rules: Mapping[str, Rule]) -> _Plan:
     plan = per_graph.get(id(rules))
     if plan is None or plan.rules != items:
         if len(per_graph) >= _PLANS_PER_GRAPH:
-            per_graph.pop(next(iter(per_graph)))
+            per_graph.pop(next(iter(list(per_graph))), None)  # the oldest; a copy, as other threads may add
         plan = per_graph[id(rules)] = _Plan(items, cheap_nodes(steps, rules), layer_facts(steps, rules),
                                             fusions(steps, rules))
     return plan

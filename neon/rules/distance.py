@@ -28,18 +28,26 @@ class Distance(Rule):
     """
 
     name = "distance"
+    records_forward = True
 
     def supports(self, op: Any) -> bool:
         return isinstance(op, SquaredDistance)
 
+    def record(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any] | None:
+        """The layer's output ``d + o`` and the distances ``d``, kept so the backward pass needs no second product."""
+        if type(op) is not SquaredDistance or len(inputs) != 1:
+            return None  # a subclass computes its own output
+        d = op.distances(inputs[0])
+        return d + op.offset, d
+
     def relevance(self, op, inputs, output, R, ctx):
         (x,) = inputs
         xc = x - op.center
-        d = op.distances(x)
+        d = ctx.forward_state if isinstance(ctx.forward_state, Tensor) else op.distances(x)
         # A point at (numerically) zero distance has no feature differences to share its relevance
         # with: it gets none, and what it held is reported as absorbed (docs/theory.md §1).
         noise = _DIST_RTOL * ((xc * xc).sum(-1, keepdim=True) + op.points_sq)
-        s = torch.where(d > noise, R / d.clamp_min(torch.finfo(d.dtype).tiny), torch.zeros_like(R))
+        s = (R / d.clamp_min(torch.finfo(d.dtype).tiny)).masked_fill_(d <= noise, 0.0)
         p = op.centered
         rel = xc * (xc * s.sum(-1, keepdim=True) - 2.0 * (s @ p)) + s @ (p * p)
         return (rel,)
