@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import os
 import pickle
 import re
@@ -126,6 +127,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _numeric_header_note(path: Path, names: list[str]) -> str | None:
+    """A note for a header row of numbers (it is still the header: the first row always is)."""
+    if all(_is_number(n) for n in names) and names != [str(i) for i in range(len(names))]:
+        return (f"the first row of '{path}' ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) was read as "
+                "the header (column names), as always; give --no-header if it is data.")
+    return None
+
+
 def _check_header(path: Path, names: list[str], first_column: Any) -> None:
     """Refuse a header that cannot name features: a saved index column, unnamed or repeated columns."""
     if names and (names[0] == "" or re.fullmatch(r"Unnamed: 0", names[0])):
@@ -168,9 +177,9 @@ def _read_csv(path: Path, header: bool, notes: list[str]) -> tuple[np.ndarray, l
         if len(X) and X.shape[1] != len(names):
             raise CLIError(f"data file '{path}' has {len(names)} column names but {X.shape[1]} values per row.")
         _check_header(path, names, X[:, 0] if len(X) else [])
-        if all(_is_number(n) for n in names) and names != [str(i) for i in range(len(names))]:
-            notes.append(f"the first row of '{path}' ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) "
-                         "was read as the header (column names), as always; give --no-header if it is data.")
+        note = _numeric_header_note(path, names)
+        if note:
+            notes.append(note)
     if len(X) == 0:
         raise CLIError(f"data file '{path}' has no rows of data.")
     return X, names
@@ -486,9 +495,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size {args.batch_size}: give a positive number of rows.")
+    if args.fit_rows < 1:
+        raise CLIError(f"--fit-rows {args.fit_rows}: give a positive number of rows.")
     outputs, out, plot = _claim_outputs(args)
+    if args.dask and plot is not None:
+        raise CLIError("--plot draws every explanation at once; with --dask the relevance is streamed to -o: "
+                       "plot a sample of the rows separately.")
     notes: list[str] = []
     model = load_model(args.model)
+    table_out = out is None or out.suffix.lower() in (".csv", ".parquet")
+    if args.dask or (plot is None and table_out and Path(args.data).suffix.lower() in (".csv", ".parquet")):
+        return _explain_streamed(args, outputs, out, model)
     X, names = load_data(args.data, not args.no_header, notes)
     if X.ndim < 2:
         raise CLIError(f"DATA must hold one sample per row; got an array of shape {X.shape}.")
@@ -541,6 +558,135 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_chunks(args: argparse.Namespace) -> Any:
+    from ._streaming import CsvChunks, ParquetChunks
+
+    p = Path(args.data)
+    if not p.is_file():
+        raise CLIError(f"data file '{args.data}' not found.")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return CsvChunks(p, not args.no_header)
+        if suffix == ".parquet":
+            _pyarrow("reading")
+            return ParquetChunks(p)
+    except (OSError, ValueError) as err:
+        raise CLIError(f"cannot read data file '{args.data}': {err}") from err
+    raise CLIError(f"--dask reads .csv or .parquet data, not '{p.suffix}'.")
+
+
+def _dask_blocks(args: argparse.Namespace, explainer: Any, model_columns: list[str] | None, target: Any) -> Any:
+    """Explain DATA on a Dask cluster (``--dask ADDRESS``, or ``local``) and yield each block's results in order."""
+    try:
+        import dask.dataframe as dd
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise CLIError("--dask needs dask and distributed: pip install 'neon-xai[dask]'.") from None
+    path = Path(args.data)
+    frame = dd.read_parquet(str(path)) if path.suffix.lower() == ".parquet" else \
+        dd.read_csv(str(path), header=None if args.no_header else 0)
+    if args.no_header:
+        frame.columns = [f"x{i}" for i in range(len(frame.columns))]
+    if model_columns is not None:
+        frame = frame[model_columns]
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) \
+        if args.dask == "local" else None
+    with Client(cluster if cluster is not None else args.dask) as client:
+        expl = explainer.explain(frame.to_dask_array(lengths=True).astype("float64"), target=target)
+        fields = ("relevance", "output", "target", "absorbed")
+        futures = [client.compute([getattr(expl, f).blocks[i] for f in fields])
+                   for i in range(expl.relevance.numblocks[0])]  # all blocks at once: every worker busy
+        for block in futures:  # ...and written here in order
+            yield client.gather(block)
+            for future in block:
+                future.release()
+    if cluster is not None:
+        cluster.close()
+
+
+def _explain_streamed(args: argparse.Namespace, outputs: Outputs, out: Path | None, model: Any) -> int:
+    """``neon explain`` chunk by chunk: read, explain and write ``--batch-size`` rows at a time (or on Dask).
+
+    Data-dependent rule parameters and the ``mean`` reference come from the first ``--fit-rows`` rows.
+    """
+    from ._streaming import TableWriter, Totals
+    from .converters import neuralize
+    from .explainer import Explainer
+
+    reader = _open_chunks(args)
+    names = reader.names
+    if names is not None and "__index_level_0__" in names:
+        _check_header(Path(args.data), names, [])  # a saved (string) index column: say so before reading numbers
+    try:
+        fit_rows = np.concatenate(list(reader.chunks(args.batch_size, limit=args.fit_rows)) or [np.zeros((0, 0))])
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    if len(fit_rows) == 0:
+        raise CLIError(f"data file '{args.data}' has no rows of data.")
+    if names is not None:
+        _check_header(Path(args.data), names, fit_rows[:, 0])
+        note = _numeric_header_note(Path(args.data), names) if Path(args.data).suffix.lower() == ".csv" else None
+        if note and not args.quiet:
+            print(f"neon: note: {note}", file=sys.stderr)
+    network = neuralize(model, **({"output": args.model_output} if args.model_output else {}))
+    X_fit, names, order = match_columns(fit_rows, names, model, network)
+    reference, reference_text = _parse_reference(args.reference, not args.no_header, model, network, X_fit)
+    target = _parse_target(args, network)
+    explainer = Explainer(network, rules=args.rules, reference=reference, progress=False,
+                          batch_size=args.batch_size).fit(X_fit)
+    feature_names = names or [f"x{i}" for i in range(X_fit.shape[1])]
+    columns = table_columns(feature_names)
+    totals = Totals()
+    model_columns = None if order is None or reader.names is None else [reader.names[i] for i in order]
+
+    def explain_all(tmp: Path | None) -> None:
+        writer = None if tmp is None else TableWriter(tmp, columns, cast(Path, out).suffix.lower())
+        bar = _progress(reader.rows or 0, not args.quiet and (reader.rows or 2 * args.batch_size) > args.batch_size)
+        try:
+            if args.dask:
+                blocks = _dask_blocks(args, explainer, model_columns, target)
+            else:
+                blocks = ((relevance, expl.output, expl.target, expl.absorbed)
+                          for X in reader.chunks(args.batch_size)
+                          for expl in [explainer.explain(X if order is None else X[:, order], target=target)]
+                          for relevance in [np.asarray(expl.relevance)])
+            for relevance, output, targets, absorbed in blocks:
+                relevance = np.asarray(relevance, dtype=np.float64)
+                if order is not None:  # back to the column order of DATA
+                    in_data_order = np.empty_like(relevance)
+                    in_data_order[:, order] = relevance
+                    relevance = in_data_order
+                output, absorbed = np.asarray(output, dtype=np.float64), np.asarray(absorbed, dtype=np.float64)
+                totals.add(output, absorbed, relevance)
+                if writer is not None:
+                    labels = _labels(network, np.asarray(targets))
+                    writer.write(labels, np.column_stack([output, absorbed, relevance]))
+                bar.update(len(relevance))
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+
+    written: list[str] = []
+    if out is not None:
+        outputs.write([(out, explain_all)])
+    else:
+        explain_all(None)
+    if out is not None:
+        written.append(f"relevance table written to {out}: {totals.n} rows, columns {', '.join(columns[:3])} and "
+                       f"{len(feature_names)} features (streamed in chunks of {args.batch_size} rows"
+                       + (", explained on Dask" if args.dask else "") + ")")
+    if not args.quiet:
+        _print_summary(totals, feature_names, explainer.network_, args, reference_text, written)
+    return 0
+
+
+def _labels(network: Any, targets: np.ndarray) -> list[Any]:
+    names = network.target_names
+    return [_python(names[int(t)]) if names is not None else int(t) for t in targets]
+
+
 def _relevance_writers(out: Path, expl: Any, written: list[str]) -> list[tuple[Path, Callable[[Path], None]]]:
     """The writers of ``-o`` (the table, or the array and its sidecar), and what each writes for the summary."""
     relevance = np.asarray(expl.relevance)
@@ -579,18 +725,28 @@ def _save_plot(tmp: Path, path: Path, expl: Any) -> None:
 
 
 def _summary(expl: Any, network: Any, args: argparse.Namespace, reference: str, written: list[str]) -> None:
-    r = np.asarray(expl.relevance).reshape(len(expl), -1)
-    kind = expl.output_kind or "output"
-    print(f"explained {len(r)} samples of {network.description or 'the model'} ({kind}), "
+    from ._streaming import Totals
+
+    r = np.asarray(expl.relevance)
+    totals = Totals()
+    totals.add(np.asarray(expl.output, dtype=np.float64), np.asarray(expl.absorbed, dtype=np.float64), r)
+    names = expl.feature_names or [f"x{i}" for i in range(r.reshape(len(r), -1).shape[1])]
+    _print_summary(totals, names if r.ndim == 2 else None, network, args, reference, written)
+
+
+def _print_summary(totals: Any, names: list[str] | None, network: Any, args: argparse.Namespace, reference: str,
+                   written: list[str]) -> None:
+    kind = network.output_kind or "output"
+    n = max(totals.n, 1)
+    print(f"explained {totals.n} samples of {network.description or 'the model'} ({kind}), "
           f"rules: {args.rules or 'default'}, reference: {reference}")
-    out, absorbed = np.asarray(expl.output, dtype=np.float64), np.asarray(expl.absorbed, dtype=np.float64)
-    line = f"mean {kind} {out.mean():.4g}" + ("" if reference.startswith("none") else " (relative to the reference)")
-    if np.abs(absorbed).mean() > ABSORBED_SHARE * np.abs(out).mean():
-        line += f", mean absorbed {absorbed.mean():.4g} (the relevance adds up to {kind} - absorbed)"
+    line = f"mean {kind} {totals.output / n:.4g}" + ("" if reference.startswith("none")
+                                                      else " (relative to the reference)")
+    if totals.abs_absorbed > ABSORBED_SHARE * totals.abs_output:
+        line += f", mean absorbed {totals.absorbed / n:.4g} (the relevance adds up to {kind} - absorbed)"
     print(line)
-    if np.ndim(expl.relevance) == 2:
-        names = expl.feature_names or [f"x{i}" for i in range(r.shape[1])]
-        mean_abs = np.abs(r).mean(0)
+    if names is not None and totals.abs_relevance is not None:
+        mean_abs = totals.abs_relevance / n
         unit = "units of the output" if kind == "value" else kind
         print(f"features by mean |relevance| ({unit}):")
         for i in np.argsort(-mean_abs, kind="stable")[:10]:
@@ -634,7 +790,16 @@ def add_explain(sub: Any) -> None:
     ex.add_argument("--overwrite", action="store_true", help="replace existing output files")
     ex.add_argument("--no-header", action="store_true", help="the .csv files have no header row (the first row "
                                                              "is data)")
-    ex.add_argument("--batch-size", type=int, default=1024, help="rows per chunk (default 1024)")
+    ex.add_argument("--batch-size", type=int, default=1024,
+                    help="rows per chunk (default 1024); .csv and .parquet DATA is read, explained and written this "
+                         "many rows at a time (unless --plot needs every row at once)")
+    ex.add_argument("--fit-rows", type=int, default=100_000,
+                    help="rows of DATA (the first ones) that fix the rules' data-dependent parameters and the mean "
+                         "reference when DATA is streamed (default 100000)")
+    ex.add_argument("--dask", metavar="SCHEDULER",
+                    help="explain on a Dask cluster: the scheduler's address (tcp://host:8786) or 'local' for a "
+                         "local cluster of 2 processes; DATA (.csv/.parquet) is read by the workers, the table is "
+                         "written here block by block (needs neon-xai[dask])")
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar, notes or summary")
     ex.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     ex.set_defaults(func=cmd_explain)
@@ -731,7 +896,14 @@ def add_inspect(sub: Any) -> None:
 
 # ---------------------------------------------------------------------- entry point
 #: The subcommands, in the order ``neon --help`` lists them; a new one is one more ``add_<name>`` here.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_explain, add_inspect]
+def add_clean(sub: Any) -> None:
+    """``neon clean`` (artifact reports; implemented with :mod:`neon.cleaning` in :mod:`neon.cleaning.cli`)."""
+    from .cleaning.cli import add_clean as add
+
+    add(sub)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_explain, add_inspect, add_clean]
 
 
 def build_parser() -> argparse.ArgumentParser:

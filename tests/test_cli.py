@@ -588,3 +588,50 @@ def test_parquet_without_pyarrow_is_a_clear_error(files, tmp_path, monkeypatch, 
     assert "needs pyarrow" in err
     err = _error(capsys, ["explain", str(d / "km.joblib"), str(d / "wine.npy"), "-o", str(tmp_path / "r.parquet")])
     assert "needs pyarrow" in err
+
+
+# ---------------------------------------------------------------------- streaming and Dask (issue 13)
+def _table(path):
+    if str(path).endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_csv_and_parquet_are_streamed_chunk_by_chunk_with_the_in_process_numbers(files, wine, tmp_path, fmt):
+    d, km = files
+    X, Xn = wine
+    data = tmp_path / f"data.{fmt}"
+    big = pd.concat([X] * 3, ignore_index=True)  # 534 rows, explained 50 at a time
+    big.to_csv(data, index=False) if fmt == "csv" else big.to_parquet(data, index=False)
+    out = tmp_path / f"rel.{fmt}"
+    assert cli.main(["explain", str(d / "km.joblib"), str(data), "--batch-size", "50", "-q", "-o", str(out)]) == 0
+    table = _table(out)
+    want = neon.explain(km, big.to_numpy())
+    np.testing.assert_array_equal(table[list(X.columns)].to_numpy(), want.relevance)
+    np.testing.assert_array_equal(table["output"].to_numpy(), want.output)
+    np.testing.assert_array_equal(table["target"].to_numpy(), want.target)
+    # the rules' data-dependent parameters come from the first --fit-rows rows
+    assert cli.main(["explain", str(d / "km.joblib"), str(data), "--batch-size", "50", "--fit-rows", "60", "-q",
+                     "-o", str(out), "--overwrite"]) == 0
+    first60 = neon.Explainer(km).fit(big.to_numpy()[:60]).explain(big.to_numpy())
+    np.testing.assert_array_equal(_table(out)[list(X.columns)].to_numpy(), first60.relevance)
+    assert not np.array_equal(first60.relevance, want.relevance)  # the soft-min stiffness did change
+
+
+@pytest.mark.slow
+def test_dask_cluster_writes_the_in_process_table(files, wine, tmp_path, capsys, dask_cluster):
+    d, km = files
+    X, _ = wine
+    data = tmp_path / "data.parquet"
+    X.to_parquet(data, index=False)
+    out = tmp_path / "rel.csv"
+    assert cli.main(["explain", str(d / "km.joblib"), str(data), "--dask", dask_cluster.scheduler_address,
+                     "--batch-size", "40", "-o", str(out)]) == 0
+    assert "explained on Dask" in capsys.readouterr().out
+    want = neon.explain(km, X.to_numpy())
+    table = pd.read_csv(out)
+    np.testing.assert_array_equal(table[list(X.columns)].to_numpy(), want.relevance)
+    np.testing.assert_array_equal(table["absorbed"].to_numpy(), want.absorbed)
+    assert "--plot" in _error(capsys, ["explain", str(d / "km.joblib"), str(data), "--dask", "local",
+                                       "--plot", str(tmp_path / "p.png")])

@@ -186,13 +186,11 @@ print((after - before) / 1024, results / 2**20)
 
 # ---------------------------------------------------------------- many machines: Dask
 @pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=40)
-    with distributed.Client(cluster) as c:
+def client(dask_cluster):
+    import distributed
+
+    with distributed.Client(dask_cluster) as c:
         yield c
-    cluster.close()
 
 
 @pytest.mark.slow
