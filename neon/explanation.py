@@ -130,7 +130,7 @@ class Explanation:
         """In a notebook, an explanation of text shows its tokens highlighted by relevance."""
         if self.tokens is None:
             return None
-        from .plot.text import text_html
+        from .plot.tokens import text_html
 
         return text_html(self)
 

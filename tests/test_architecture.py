@@ -158,12 +158,17 @@ def test_layers_choose_no_rule() -> None:
 
 
 def test_public_names_do_not_hide_modules() -> None:
+    import importlib
+
     import neon
 
-    for name in neon.__all__:
-        obj = getattr(neon, name)
-        if callable(obj) and not isinstance(obj, type):
-            assert f"neon.{name}" not in MODULES, f"neon.{name} is both a function and a module"
+    packages = [m for m, p in MODULES.items() if p.name == "__init__.py"]
+    for package in packages:
+        mod = importlib.import_module(package)
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if callable(obj) and not isinstance(obj, type):
+                assert f"{package}.{name}" not in MODULES, f"{package}.{name} is both a function and a module"
     import neon.converters  # noqa: F401 - importing the package must not replace the function
     assert callable(neon.neuralize) and callable(neon.explain) and callable(neon.tune)
 

@@ -13,9 +13,9 @@ to the source tensors themselves.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Hashable
-from typing import cast
 
 import torch
 from torch import Tensor
@@ -36,10 +36,16 @@ def derived(source: Tensor, key: Hashable, make: Callable[[], Tensor]) -> Tensor
     if hit is not None and hit[0]() is source and hit[1] == source._version:
         return hit[2]
     value = make()
-    # the cast only types the callback: mypy cannot infer a lambda with a default argument
-    drop = cast("Callable[[weakref.ref[Tensor]], object]", lambda _, k=k: _CACHE.pop(k, None))
-    _CACHE[k] = (weakref.ref(source, drop), source._version, value)
+    _CACHE[k] = (weakref.ref(source, functools.partial(_drop, _CACHE, k)), source._version, value)
     return value
+
+
+def _drop(cache: dict, key: Hashable, ref: weakref.ref) -> None:
+    # The cache is bound when the entry is made: at interpreter exit the module global may already be None
+    # when the last sources are collected. An entry made since for a new tensor with the same id stays.
+    entry = cache.get(key)
+    if entry is not None and entry[0] is ref:
+        del cache[key]
 
 
 def cached_sources() -> set[int]:
