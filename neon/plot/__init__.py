@@ -24,7 +24,7 @@ import numpy as np
 from ._common import COLDHOT, register_colormaps, symmetric_limit
 from .images import default_comparison_rules, heatmap, relevance_maps, rules_comparison
 from .tabular import cluster_means, clusters, features
-from .text import text, text_html
+from .tokens import text, text_html
 
 register_colormaps()
 
