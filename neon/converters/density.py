@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import fx, nn
 
 from ..exceptions import UnsupportedModelError
-from ..layers.distance import SquaredDistance
+from ..layers.distance import LeaveOneOutDistance, SquaredDistance
 from ..layers.pooling import ReduceMin
 from ..network import Network
 from ..rules import Distance, SoftMin
@@ -53,10 +53,13 @@ def density_rules() -> Composite:
 
 
 def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, scale: float = 1.0,
-                    description: str, feature_names: Any = None, reference: Any = None) -> Network:
+                    description: str, feature_names: Any = None, reference: Any = None,
+                    leave_one_out: bool = False) -> Network:
     """``scale * o(x)``, ``o(x) = -(1/gamma) log sum_j alpha_j exp(-gamma ||x - x_j||^2)``, ``alpha = w / sum w``.
 
-    Points with zero weight are dropped (they do not contribute). Output shape ``(n, 1)``.
+    Points with zero weight are dropped (they do not contribute). Output shape ``(n, 1)``. With
+    ``leave_one_out=True`` the sum runs over the points ``x`` does not coincide with, their weights
+    renormalised (:class:`~neon.layers.distance.LeaveOneOutDistance`, docs/theory.md §6).
     """
     weights = np.asarray(weights, dtype=np.float64)
     keep = weights > 0
@@ -67,7 +70,8 @@ def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, sc
     offset = torch.tensor(-np.log(alpha) / gamma, dtype=dtype)
     n_points, d = p.shape
     root = nn.Module()
-    root.add_module("distance", SquaredDistance(p, offset))
+    root.add_module("distance", LeaveOneOutDistance(p, torch.tensor(alpha, dtype=dtype), gamma) if leave_one_out
+                    else SquaredDistance(p, offset))
     # (n, J) -> (n, 1, J): the pool then gives the (n, 1) output every neon network has.
     root.add_module("unflatten", nn.Unflatten(1, (1, n_points)))
     root.add_module("pool", ReduceMin(stiffness=gamma))
@@ -93,12 +97,17 @@ def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, sc
 
 @register_types(OneClassSVM, description="OneClassSVM with kernel='rbf' (outlier score; NEON, Kauffmann et al. "
                                          "Pattern Recognition 2020)", outputs=("outlier score",))
-def neuralize_ocsvm(model: Any, output: str | None = None, **options: Any) -> Network:
+def neuralize_ocsvm(model: Any, output: str | None = None, leave_one_out: bool = False, **options: Any) -> Network:
     """Rewrite a fitted RBF ``OneClassSVM`` as the network of its outlier score ``o(x)``.
 
     ``o(x) = -(1/gamma) log(score_samples(x) / sum(dual_coef_))``; ``predict(x) == 1`` iff
     ``o(x) <= -(1/gamma) log(offset_ / sum(dual_coef_))`` (every point is an inlier if ``offset_ <= 0``).
     ``gamma="scale"``/``"auto"`` use the fitted value. The model is not modified.
+
+    ``leave_one_out=True``: the network of the leave-one-out score ``o_loo(x)``, the same sum without the
+    support vectors ``x`` coincides with, their weights renormalised (docs/theory.md §6). At a support vector
+    it explains the score of the point's neighbours instead of absorbing the point's own kernel share; away
+    from the support vectors it equals ``o(x)``. It is not the score of a model refitted without the point.
     """
     check_is_fitted(model, "support_vectors_")
     if model.kernel != "rbf":
@@ -106,11 +115,15 @@ def neuralize_ocsvm(model: Any, output: str | None = None, **options: Any) -> Ne
                                     "kernel='rbf' one-class SVM (a Gaussian kernel sum).")
     if getattr(model, "_sparse", False):
         raise UnsupportedModelError("OneClassSVM fitted on sparse data is not supported; fit it on a dense array.")
+    if leave_one_out:
+        reference = references.reference(references.ocsvm_loo_score, model,
+                                         "OneClassSVM.score_samples without the point's own support vectors")
+    else:
+        reference = references.reference(references.ocsvm_score, model, "OneClassSVM.score_samples")
     return outlier_network(model.support_vectors_, np.asarray(model.dual_coef_).ravel(), float(model._gamma),
-                           description=type(model).__name__,
+                           description=type(model).__name__ + (" (leave-one-out)" if leave_one_out else ""),
                            feature_names=getattr(model, "feature_names_in_", None),
-                           reference=references.reference(references.ocsvm_score, model,
-                                                          "OneClassSVM.score_samples"))
+                           reference=reference, leave_one_out=leave_one_out)
 
 
 def ocsvm_threshold(model: Any) -> float:
@@ -125,12 +138,16 @@ def ocsvm_threshold(model: Any) -> float:
 @register_types(KernelDensity, description="KernelDensity with kernel='gaussian', euclidean metric (-log p(x) "
                                            "up to a constant; NEON, Kauffmann et al. Pattern Recognition 2020)",
                 outputs=("outlier score",))
-def neuralize_kde(model: Any, output: str | None = None, **options: Any) -> Network:
+def neuralize_kde(model: Any, output: str | None = None, leave_one_out: bool = False, **options: Any) -> Network:
     """Rewrite a fitted Gaussian ``KernelDensity`` as the network of ``-log p(x) - (d/2) log(2 pi h^2)``.
 
     With ``gamma = 1 / (2 h^2)`` (``h = bandwidth_``, so ``"scott"``/``"silverman"`` work) and
     ``alpha_j`` the normalised sample weights, the output is ``gamma o(x)``; add
     :func:`kde_constant` to get ``-model.score_samples(x)`` exactly. The model is not modified.
+
+    ``leave_one_out=True``: the network of ``-log p_loo(x) - (d/2) log(2 pi h^2)``, where ``p_loo`` is the
+    density of the data without the points ``x`` coincides with (weights renormalised, same bandwidth): the
+    leave-one-out density of a training point (docs/theory.md §6); away from the data it equals ``p(x)``.
     """
     check_is_fitted(model, "tree_")
     if model.kernel != "gaussian":
@@ -143,10 +160,14 @@ def neuralize_kde(model: Any, output: str | None = None, **options: Any) -> Netw
     sw = model.tree_.sample_weight
     weights = np.ones(len(data)) if sw is None else np.asarray(sw, dtype=np.float64)
     gamma = 1.0 / (2.0 * float(model.bandwidth_) ** 2)
-    return outlier_network(data, weights, gamma, scale=gamma, description=type(model).__name__,
+    what = "the Gaussian kernel sum over KernelDensity's data"
+    return outlier_network(data, weights, gamma, scale=gamma,
+                           description=type(model).__name__ + (" (leave-one-out)" if leave_one_out else ""),
                            feature_names=getattr(model, "feature_names_in_", None),
-                           reference=references.reference(references.kde_score, model,
-                                                          "the Gaussian kernel sum over KernelDensity's data"))
+                           reference=references.reference(references.kde_loo_score, model, what + " without the "
+                                                          "point itself") if leave_one_out
+                           else references.reference(references.kde_score, model, what),
+                           leave_one_out=leave_one_out)
 
 
 def kde_constant(model: Any) -> float:

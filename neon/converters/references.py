@@ -77,6 +77,12 @@ def kmeans_logits(model: Any, x: Tensor) -> Tensor:
     return _out(others.min(2) - d2, x)
 
 
+def kmeans_min_distance(model: Any, x: Tensor) -> Tensor:
+    """``min_k ||x - mu_k||^2`` from ``KMeans.transform`` (the k-means distance outlier score)."""
+    d = np.asarray(_quiet(model.transform, _numpy(x)), dtype=np.float64)
+    return _out((d * d).min(1), x)
+
+
 def ocsvm_score(model: Any, x: Tensor) -> Tensor:
     """``o(x) = -(1/gamma) log(score_samples(x) / sum(dual_coef_))``."""
     total = float(np.sum(model.dual_coef_))
@@ -103,6 +109,68 @@ def kde_score(model: Any, x: Tensor) -> Tensor:
     with np.errstate(divide="ignore"):
         log_sum = np.log(rbf_kernel(xn, data, gamma=1.0 / (2.0 * h * h)) @ (w / w.sum()))
     return _out(-log_sum, x)
+
+
+def _log_kernel_sums(x: np.ndarray, points: np.ndarray, weights: np.ndarray, gamma: float,
+                     leave_one_out: bool) -> np.ndarray:
+    """``log sum_j alpha_j exp(-gamma ||x - p_j||^2)`` with ``alpha = w / sum w`` over all points, or (leave-one-out)
+    over the points ``x`` does not coincide with, ``alpha`` renormalised over them.
+
+    In log space (``scipy.special.logsumexp`` over ``sklearn.metrics.pairwise.euclidean_distances``): far from
+    the points every kernel term underflows, the log-sum does not. Coincidence is the one of
+    :class:`~neon.layers.distance.LeaveOneOutDistance`: ``||x - p_j||^2 <= tol (||x - c||^2 + ||p_j - c||^2)``.
+    """
+    from scipy.special import logsumexp
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    from ..layers.distance import COINCIDENT_RTOL
+
+    keep = weights > 0
+    points, weights = points[keep], weights[keep]
+    center = points.mean(0)  # centred coordinates, as the network's distance layer
+    xc, pc = x - center, points - center
+    d2 = euclidean_distances(xc, pc, squared=True)
+    logw = np.broadcast_to(np.log(weights / weights.sum()), d2.shape)
+    if not leave_one_out:
+        return logsumexp(-gamma * d2 + logw, axis=1)
+    same = d2 <= COINCIDENT_RTOL * ((xc * xc).sum(1)[:, None] + (pc * pc).sum(1)[None])
+    with np.errstate(divide="ignore"):
+        kept = np.where(same, -np.inf, logw)
+        return logsumexp(-gamma * d2 + kept, axis=1) - logsumexp(kept, axis=1)
+
+
+def ocsvm_loo_score(model: Any, x: Tensor) -> Tensor:
+    """``o_loo(x)`` from the one-class SVM's ``support_vectors_``, ``dual_coef_`` and fitted ``gamma``.
+
+    ``-(1/gamma) log sum_{j: x_j != x} alpha_j k(x, x_j)`` with ``alpha`` renormalised over the support vectors
+    ``x`` does not coincide with (docs/theory.md §6). The same sum over all support vectors is first checked against
+    the model's own ``score_samples`` (``S exp(-gamma o(x))``): attributes that do not reproduce it are an
+    :class:`~neon.EquivalenceError` by themselves.
+    """
+    xn = _numpy(x).astype(np.float64)
+    sv = np.asarray(model.support_vectors_, dtype=np.float64)
+    coef = np.asarray(model.dual_coef_, dtype=np.float64).ravel()
+    gamma = float(model._gamma)
+    full = np.exp(_log_kernel_sums(xn, sv, coef, gamma, False)) * coef[coef > 0].sum()
+    own = np.asarray(_quiet(model.score_samples, xn), dtype=np.float64)
+    scale = np.abs(own).max() if own.size else 0.0
+    if np.abs(full - own).max(initial=0.0) > 1e-8 * max(scale, 1e-300):
+        raise EquivalenceError(f"the support vectors and dual coefficients neon reads from {type(model).__name__} "
+                               "do not reproduce its score_samples; this model's layout is not supported.")
+    return _out(-_log_kernel_sums(xn, sv, coef, gamma, True) / gamma, x)
+
+
+def kde_loo_score(model: Any, x: Tensor) -> Tensor:
+    """``-log p_loo(x) - (d/2) log(2 pi h^2)`` from ``tree_.data``, ``tree_.sample_weight`` and ``bandwidth_``.
+
+    ``p_loo`` is the Gaussian kernel density of the data without the points ``x`` coincides with, their weights
+    renormalised (docs/theory.md §6); computed in log space with scikit-learn's pairwise distances.
+    """
+    data = np.asarray(model.tree_.data, dtype=np.float64)
+    sw = model.tree_.sample_weight
+    w = np.ones(len(data)) if sw is None else np.asarray(sw, dtype=np.float64)
+    h = float(model.bandwidth_)
+    return _out(-_log_kernel_sums(_numpy(x).astype(np.float64), data, w, 1.0 / (2.0 * h * h), True), x)
 
 
 def _ovo(model: Any) -> Any:

@@ -53,6 +53,57 @@ class SquaredDistance(nn.Module):
         return f"points={tuple(self.points.shape)}"
 
 
+#: A point closer to ``x`` than this fraction of ``||x||^2 + ||x_j||^2`` (squared, centred) *is* ``x``: the
+#: rounding noise of the distance expansion, the same bound the distance rule treats as zero distance.
+COINCIDENT_RTOL = 1e-10
+
+
+class LeaveOneOutDistance(SquaredDistance):
+    """The distance layer of the leave-one-out outlier score: ``x``'s own kernel term left out (docs/theory.md §6).
+
+    ``h_j(x) = ||x - p_j||^2 - log(alpha_j / (1 - A(x))) / gamma`` for the points ``p_j`` that ``x`` does not
+    coincide with and ``+inf`` for those it does, where ``A(x)`` is the weight of the left-out points. A
+    soft-min pool of stiffness ``gamma`` on top then outputs
+
+    ``o_loo(x) = -(1/gamma) log sum_{j: p_j != x} alpha_j exp(-gamma ||x - p_j||^2) / sum_{j: p_j != x} alpha_j``,
+
+    the outlier score of the model without ``x``'s own term, its weights renormalised (for a KDE: the density
+    fitted without the point, same bandwidth). For an ``x`` that is none of the points it is the full score.
+    ``x`` coincides with ``p_j`` when ``||x - p_j||^2 <= tol (||x - c||^2 + ||p_j - c||^2)`` (``c`` the points'
+    mean, ``tol`` :data:`COINCIDENT_RTOL`, or ``32 eps`` of a coarser dtype): duplicates of ``x`` are left out
+    with it.
+    """
+
+    weights: Tensor
+
+    def __init__(self, points: Tensor, weights: Tensor, stiffness: float):
+        points = torch.as_tensor(points)
+        alpha = torch.as_tensor(weights, dtype=points.dtype)
+        alpha = alpha / alpha.sum()
+        super().__init__(points, -torch.log(alpha) / float(stiffness))
+        self.register_buffer("weights", alpha.detach().clone())
+        self.stiffness = float(stiffness)
+
+    def coincident(self, x: Tensor, d: Tensor | None = None) -> Tensor:
+        """``(n, J)``: whether ``x_n`` is point ``j`` (up to the rounding of the distance expansion)."""
+        xc = x - self.center
+        if d is None:
+            d = self.distances(x)
+        tol = max(COINCIDENT_RTOL, 32 * torch.finfo(d.dtype).eps)
+        return d <= tol * ((xc * xc).sum(-1, keepdim=True) + self.points_sq)
+
+    def forward(self, x: Tensor) -> Tensor:
+        d = self.distances(x)
+        out = self.coincident(x, d)
+        left = (self.weights * out).sum(-1, keepdim=True)
+        # -log(alpha_j / (1 - A)) / gamma = offset_j + log(1 - A) / gamma: the remaining weights sum to one.
+        h = d + self.offset + torch.log1p(-left) / self.stiffness
+        return h.masked_fill(out, float("inf"))
+
+    def extra_repr(self) -> str:
+        return f"points={tuple(self.points.shape)}, leave-one-out"
+
+
 #: Up to this many clusters the contrast layer is one product with a +-1 selection matrix.
 _MAX_K_PRODUCT = 32
 
