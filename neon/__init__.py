@@ -10,7 +10,9 @@ Neuralize, then propagate: every model is first rewritten as an exactly equivale
 
 Submodules: :mod:`neon.rules`, :mod:`neon.composites` (the same module as :mod:`neon.rules.composites`),
 :mod:`neon.layers`, :mod:`neon.converters`, :mod:`neon.propagate`, :mod:`neon.metrics`,
-:mod:`neon.baselines`, :mod:`neon.tuning`, and :mod:`neon.plot` (imported on first use, with matplotlib).
+:mod:`neon.baselines`, :mod:`neon.tuning`, :mod:`neon.spray` (Spectral Relevance Analysis),
+:mod:`neon.cleaning` (Clever-Hans artifacts and corrupted records), and :mod:`neon.plot` (imported on first use,
+with matplotlib).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import importlib
 import sys
 from typing import Any
 
-from . import baselines, layers, metrics, rules
+from . import baselines, cleaning, layers, metrics, rules, spray
 from .converters import neuralize, supported_models
 from .exceptions import NeonError, OutputError, RuleError, UnsupportedLayerError, UnsupportedModelError
 from .explainer import Explainer, explain
@@ -62,12 +64,14 @@ __all__ = [
     "UnsupportedLayerError",
     "UnsupportedModelError",
     "baselines",
+    "cleaning",
     "composites",
     "explain",
     "layers",
     "metrics",
     "neuralize",
     "rules",
+    "spray",
     "supported_models",
     "tune",
 ]

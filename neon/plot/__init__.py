@@ -10,6 +10,8 @@ Every function takes ``ax=`` and returns the Axes it drew on (an array of Axes f
   notebooks).
 - :func:`explanation`: picks :func:`heatmap` or :func:`features` from the shape of the relevance
   (this is what :meth:`neon.Explanation.plot` calls).
+- :func:`spray_overview`, :func:`spectrum`, :func:`spray_embedding`, :func:`spray_prototypes`,
+  :func:`spray_figure`: a Spectral Relevance Analysis (:class:`neon.spray.SpRAy`).
 
 Colormaps: ``"bwr"`` (default), ``"seismic"``, and ``"coldhot"`` (black at zero), which is registered
 with matplotlib as ``"neon_coldhot"`` when this module is imported.
@@ -23,6 +25,7 @@ import numpy as np
 
 from ._common import COLDHOT, register_colormaps, symmetric_limit
 from .images import default_comparison_rules, heatmap, relevance_maps, rules_comparison
+from .spray import spectrum, spray_embedding, spray_figure, spray_overview, spray_prototypes
 from .tabular import cluster_means, clusters, features
 from .tokens import text, text_html
 
@@ -57,6 +60,11 @@ __all__ = [
     "heatmap",
     "relevance_maps",
     "rules_comparison",
+    "spectrum",
+    "spray_embedding",
+    "spray_figure",
+    "spray_overview",
+    "spray_prototypes",
     "symmetric_limit",
     "text",
     "text_html",
