@@ -56,6 +56,19 @@ def test_eigenvalues_equal_the_dense_laplacian_and_the_affinity_is_the_symmetric
     assert set(np.unique(A)) <= {0.0, 0.5, 1.0} and (A.sum(1) >= 7 * 0.5).all()
 
 
+def test_large_inputs_take_the_sparse_eigensolver_with_the_same_eigenvalues(monkeypatch):
+    import neon.spray
+
+    R, truth = strategies((40, 30, 25), seed=2)
+    dense = SpRAy(n_neighbors=7).fit(R)
+    monkeypatch.setattr(neon.spray, "_DENSE_LIMIT", 20)  # ARPACK's shift-invert mode, as above 2000 explanations
+    sparse = SpRAy(n_neighbors=7).fit(R)
+    np.testing.assert_allclose(sparse.eigenvalues_, dense_reference(sparse.features_, 7)[:len(sparse.eigenvalues_)],
+                               atol=1e-8)
+    assert sparse.n_clusters_ == 3 and same_partition(sparse.labels_, truth)
+    np.testing.assert_array_equal(sparse.labels_, dense.labels_)
+
+
 @pytest.mark.parametrize("sizes", [(40, 25), (30, 30, 20), (25, 20, 20, 15)])
 def test_the_eigengap_counts_separate_strategies_and_the_labels_recover_them(sizes):
     R, truth = strategies(sizes)
