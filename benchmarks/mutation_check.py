@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The relevant test files of each part, most specific first (``-x`` stops at the first failure).
 TOP = ["tests/test_top_layer_rules.py", "tests/test_logodds.py", "tests/test_absorbed.py"]
 RULES = ["tests/test_rules.py", "tests/test_top_layer_rules.py", "tests/test_absorbed.py", "tests/test_conservation.py"]
-NEON = ["tests/test_rules.py", "tests/test_density.py", "tests/test_kmeans.py"]
+DENSITY = ["tests/test_density.py", "tests/test_rules.py", "tests/test_kmeans.py"]
+KMEANS = ["tests/test_rules.py", "tests/test_kmeans.py", "tests/test_density.py"]
 METRICS = ["tests/test_metrics.py"]
 
 
@@ -100,20 +101,20 @@ MUTANTS = [
     # ---------------------------------------------------------------- NEON layers (docs/theory.md §4)
     _m("softmin/sign", "neon/rules/pooling.py",
        "weights = torch.softmax(self._sign * stiffness * h, dim=-1)",
-       "weights = torch.softmax(stiffness * h, dim=-1)", NEON),
+       "weights = torch.softmax(stiffness * h, dim=-1)", KMEANS),
     _m("softmin/one-row-stiffness", "neon/rules/pooling.py",
        "e = torch.exp((self._sign * stiffness) * (h_row - extreme))",
-       "e = torch.exp(self._sign * (h_row - extreme))", NEON),
+       "e = torch.exp(self._sign * (h_row - extreme))", DENSITY),
     _m("softmin/auto-beta-inverted", "neon/rules/pooling.py",
        "return self._replace(beta=1.0 / scale if scale > 0 else 1.0)",
-       "return self._replace(beta=scale if scale > 0 else 1.0)", NEON),
+       "return self._replace(beta=scale if scale > 0 else 1.0)", KMEANS),
     _m("distance/threshold-loose", "neon/rules/distance.py",
-       "_DIST_RTOL = 1e-10", "_DIST_RTOL = 1e-8", NEON),
+       "_DIST_RTOL = 1e-10", "_DIST_RTOL = 1e-8", DENSITY),
     _m("distance/threshold-uncentred", "neon/rules/distance.py",
        "noise = _DIST_RTOL * ((xc * xc).sum(-1, keepdim=True) + op.points_sq)",
-       "noise = _DIST_RTOL * ((x * x).sum(-1, keepdim=True) + op.points_sq)", NEON),
+       "noise = _DIST_RTOL * ((x * x).sum(-1, keepdim=True) + op.points_sq)", DENSITY),
     _m("midpoint/owner-sign", "neon/rules/distance.py",
-       "q = as_competitor - own", "q = as_competitor + own", NEON),
+       "q = as_competitor - own", "q = as_competitor + own", KMEANS),
     # ---------------------------------------------------------------- metrics (docs/theory.md §5)
     _m("noise/variance-for-std", "neon/metrics/replace.py",
        "std = bg.std(0, keepdim=True) if len(bg) > 1", "std = bg.var(0, keepdim=True) if len(bg) > 1", METRICS),
@@ -184,11 +185,13 @@ def env_for(copy: Path, threads: int | None) -> dict[str, str]:
 
 
 def run_tests(copy: Path, tests: tuple[str, ...], threads: int | None, timeout: float,
-              stop_first: bool = True) -> tuple[str, float, str]:
+              stop_first: bool = True, workers: int = 1) -> tuple[str, float, str]:
     """``("pass" | "fail" | "timeout", seconds, first failing test or "")``."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *tests]
     if stop_first:
         cmd.insert(3, "-x")
+    if workers > 1:  # pytest-xdist
+        cmd += ["-n", str(workers)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=copy, env=env_for(copy, threads), capture_output=True, text=True,
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if not probe.stdout.strip().startswith(str(base)):
             raise SystemExit(f"the copy's neon is not the one imported: {probe.stdout.strip() or probe.stderr}")
         files = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
-        status, seconds, first = run_tests(base, files, None, args.timeout, stop_first=False)
+        status, seconds, first = run_tests(base, files, threads, args.timeout, stop_first=False, workers=args.jobs)
         print(f"unmutated copy: {status} ({seconds:.0f} s, {len(files)} test files)")
         if status != "pass":
             print(f"the unmutated source fails its tests ({first}); fix that first: a mutant could not be judged.")
