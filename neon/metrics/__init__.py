@@ -9,6 +9,8 @@ metric                 what it measures                                       be
 :func:`pixel_flipping` area under the flipping curve (MoRF / LeRF)            lower / higher
 :func:`region_perturbation`  AOPC over patches (MoRF / LeRF)                  higher / lower
 :func:`localization`   relevance mass inside a ground-truth mask; top-k hits  higher
+:func:`relevance_mass_accuracy`  pooled relevance inside the mask (CLEVR-XAI)     higher
+:func:`relevance_rank_accuracy`  share of the top-K pixels inside the mask         higher
 =====================  =====================================================  ==================
 
 Every result is a :class:`MetricResult` (``scores`` per sample, ``mean``, ``higher_is_better``,
@@ -21,6 +23,7 @@ from ._common import FlippingResult, MetricResult
 from .conservation import conservation
 from .continuity import continuity
 from .flipping import pixel_flipping, region_perturbation
+from .ground_truth import POOLINGS, pool_channels, relevance_mass_accuracy, relevance_rank_accuracy
 from .localization import localization
 from .positivity import positivity
 from .replace import REPLACEMENTS, replacement
@@ -29,11 +32,15 @@ __all__ = [
     "REPLACEMENTS",
     "FlippingResult",
     "MetricResult",
+    "POOLINGS",
     "conservation",
     "continuity",
     "localization",
     "pixel_flipping",
+    "pool_channels",
     "positivity",
     "region_perturbation",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
     "replacement",
 ]
