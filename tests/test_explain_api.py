@@ -99,7 +99,7 @@ def test_bad_input_raises_value_error(X, match) -> None:
 
 
 def test_wrong_per_sample_shape_is_named() -> None:
-    explainer = neon.Explainer(cnn(), output="logit", input_shape=(1, 4, 4)).fit()
+    explainer = neon.Explainer(cnn(), rules="epsilon", output="logit", input_shape=(1, 4, 4)).fit()  # no data needed
     with pytest.raises(ValueError, match=r"\(1, 5, 5\)"):
         explainer.explain(torch.zeros(2, 1, 5, 5, dtype=torch.float64))
 

@@ -321,11 +321,15 @@ def preset(name: str, **params: Any) -> Composite:
 def resolve(rules: Any, default: Composite | None = None) -> Composite:
     """Turn the ``rules=`` argument into a composite.
 
-    ``None`` -> ``default``; a preset name; a :class:`Composite`; one :class:`Rule` for every affine
-    layer; or a dict ``{module_name: rule}`` of overrides on top of ``default``.
+    ``None`` -> ``default`` (without one: :class:`EpsilonGammaBox`); a preset name; a :class:`Composite`; one
+    :class:`Rule` for every affine layer; or a dict ``{module_name: rule}`` of overrides on top of ``default``
+    (without one: :func:`epsilon`).
     """
     if rules is None:
-        return default if default is not None else epsilon()
+        # Without a converter default (torch networks): EpsilonGammaBox, chosen by measurement. On scenes whose label
+        # depends on one object it put the most relevance on that object of all presets (benchmarks/ground_truth.py,
+        # docs/choosing-rules.md); on networks without convolutions it is LRP-epsilon on every affine layer.
+        return default if default is not None else EpsilonGammaBox()
     if isinstance(rules, Composite):
         return rules
     if isinstance(rules, str):
