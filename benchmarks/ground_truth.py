@@ -482,7 +482,7 @@ def plot_heatmaps(heat: dict, labels: list[str], path: Path) -> None:
     for a in axes.flat:
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
