@@ -25,7 +25,7 @@ import resource
 
 import numpy as np
 import torch
-from _rounds import load_average, rounds
+from _rounds import load_average, rounds, spin_note
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from threadpoolctl import threadpool_limits
@@ -49,6 +49,9 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     print(f"before: {load_average()}")
+    note = spin_note(threads)
+    if note:
+        print(note)
     X, _ = make_blobs(args.n, args.d, centers=args.k, cluster_std=3.0, random_state=0)
     X = X.astype(args.dtype)
     with threadpool_limits(threads):

@@ -145,11 +145,14 @@ def main() -> None:
         print(json.dumps(asdict(measure(args.child, args.child_chunk, args))))
         return
 
-    from _rounds import load_average
+    from _rounds import load_average, spin_note
 
     run = measure if args.in_process else in_subprocess
     print(f"k-means explanation at scale: {args.n:,} x {args.d} {args.dtype}, K={args.k}, {args.threads} threads; "
           f"best of {args.repeat}; {load_average()}")
+    note = spin_note(args.threads)
+    if note:
+        print(note)
     rows: list[tuple[str, Measurement | None]] = [("KMeans.predict", run("predict", 0, args))]
     for chunk in args.chunks:
         rows.append((f"neon, chunks of {chunk:,}", run("neon", chunk, args)))
