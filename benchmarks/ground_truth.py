@@ -444,7 +444,7 @@ def plot_pareto(summary: dict[str, dict], path: Path) -> None:
                     ms=5, capsize=2)
         label = " = ".join(dict.fromkeys(_short(k) for k in keys))
         y = float(v.mean())
-        while any(abs(np.log10(c) - px) < 0.6 and abs(y - py) < 0.025 for px, py in placed):
+        while any(abs(np.log10(c) - px) < 1.0 and abs(y - py) < 0.025 for px, py in placed):
             y -= 0.025  # below the labels already drawn near this point
         placed.append((float(np.log10(c)), y))
         ax.annotate(label, (c, v.mean()), xytext=(c * 1.25, y), fontsize=6.5, color=colour, va="center",
