@@ -20,12 +20,12 @@ and never modify their inputs.
 """
 
 from ._common import FlippingResult, MetricResult
-from .conservation import conservation
-from .continuity import continuity
+from ._conservation import conservation
+from ._continuity import continuity
 from .flipping import pixel_flipping, region_perturbation
 from .ground_truth import POOLINGS, pool_channels, relevance_mass_accuracy, relevance_rank_accuracy
-from .localization import localization
-from .positivity import positivity
+from ._localization import localization
+from ._positivity import positivity
 from .replace import REPLACEMENTS, replacement
 
 __all__ = [
