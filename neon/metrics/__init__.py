@@ -22,10 +22,10 @@ and never modify their inputs.
 from ._common import FlippingResult, MetricResult
 from ._conservation import conservation
 from ._continuity import continuity
-from .flipping import pixel_flipping, region_perturbation
-from .ground_truth import POOLINGS, pool_channels, relevance_mass_accuracy, relevance_rank_accuracy
 from ._localization import localization
 from ._positivity import positivity
+from .flipping import pixel_flipping, region_perturbation
+from .ground_truth import POOLINGS, pool_channels, relevance_mass_accuracy, relevance_rank_accuracy
 from .replace import REPLACEMENTS, replacement
 
 __all__ = [
