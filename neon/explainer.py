@@ -34,7 +34,12 @@ class Explainer:
     rules
         ``None`` for the model's default rules, a preset name (``"epsilon_gamma_box"``, ``"lrp0"``,
         ...), a :class:`neon.composites.Composite`, one rule for every affine layer, or a dict
-        ``{module_name: rule}`` overriding single layers of the default.
+        ``{module_name: rule}`` overriding single layers of the default (for a PyTorch model: of
+        :func:`~neon.composites.epsilon`). The default of a PyTorch model is
+        :class:`~neon.composites.EpsilonGammaBox` (chosen by the ground-truth benchmark, docs/quality.md), whose
+        ``z^B`` box comes from data: fit with ``fit(X)``, or ``neon.explain(model, X)``, which fits on ``X``.
+        Hugging Face transformers default to :func:`~neon.composites.attnlrp`; in other torch models attention,
+        softmax and normalisation layers get AttnLRP's rules within the default composite.
     output
         The explained output: ``"log-odds"`` (default for probabilistic classifiers) or ``"logit"``;
         ``None`` for the model's default (docs/theory.md §3).
