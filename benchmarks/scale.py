@@ -76,6 +76,20 @@ def fitted_model(X: np.ndarray, k: int) -> Any:
     return KMeans(k, n_init=1, random_state=0).fit(X[:20_000])
 
 
+def best_time(run: Any, repeat: int) -> float:
+    """Seconds of the fastest of ``repeat`` calls of ``run``, after one untimed call (warm-up, and the peak of one
+    call); no result is kept between calls, so that the peak memory is that of one call."""
+    result = run()
+    del result
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+        del result
+    return best
+
+
 def measure(method: str, chunk: int, args: argparse.Namespace) -> Measurement:
     """Generate the data, fit, run ``method`` once untimed and ``args.repeat`` times timed, in this process."""
     import torch
@@ -96,14 +110,7 @@ def measure(method: str, chunk: int, args: argparse.Namespace) -> Measurement:
             def run() -> Any:
                 return explainer.explain(X)
         base = rss_mib()
-        result = run()  # untimed: warm-up, and the peak of one call
-        del result
-        best = float("inf")
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            result = run()
-            best = min(best, time.perf_counter() - start)
-            del result
+        best = best_time(run, args.repeat)
     return Measurement(best, peak_mib(), base)
 
 
@@ -170,14 +177,7 @@ def local_cluster_run(chunk: int, args: argparse.Namespace) -> Measurement | Non
             wait(rel)
             return rel
 
-        result = run()  # untimed: warm-up (ships the explainer)
-        del result
-        best = float("inf")
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            result = run()
-            best = min(best, time.perf_counter() - start)
-            del result
+        best = best_time(run, args.repeat)  # the warm-up ships the explainer
         memory = client.run(_worker_memory)
     worker = max(memory, key=lambda w: memory[w][1])
     return Measurement(best, memory[worker][1], base[worker][0])

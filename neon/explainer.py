@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._arrays import ArrayInfo, as_tensor
+from ._arrays import as_tensor
 from ._batches import Sink, Source, check_device, fit_tensor, is_batch_stream, is_dask, progress_bar
 from .converters import neuralize
 from .exceptions import NeonError, RuleError
@@ -147,7 +147,7 @@ class Explainer:
         x_fit = None
         if X_fit is not None:
             x_fit, info = fit_tensor(X_fit)
-            self._check_features(network, x_fit, info)
+            self._check_features(network, x_fit.shape, info.feature_names)
             x_fit = x_fit.to(device=self._device(x_fit.device), dtype=self._dtype(x_fit.dtype, network.dtype))
         elif needs_fit:
             raise ValueError(
@@ -251,19 +251,20 @@ class Explainer:
             self._networks[key] = copy.deepcopy(base).to(dtype=dtype, device=device)
         return self._networks[key]
 
-    def _check_features(self, network: Network, x: Tensor, info: ArrayInfo) -> None:
+    def _check_features(self, network: Network, shape: Sequence[int], feature_names: Any) -> None:
+        """The data's per-sample shape and feature names against the network's (as scikit-learn words it)."""
         expected = network.input_shape
-        if expected is not None and tuple(x.shape[1:]) != tuple(expected):
+        if expected is not None and tuple(shape[1:]) != tuple(expected):
             what = network.description or "the model"
-            if len(expected) == 1 and x.dim() == 2:
-                raise ValueError(f"X has {x.shape[1]} features, but {what} is expecting {expected[0]} features "
+            if len(expected) == 1 and len(shape) == 2:
+                raise ValueError(f"X has {shape[1]} features, but {what} is expecting {expected[0]} features "
                                  "as input.")
-            raise ValueError(f"X has per-sample shape {tuple(x.shape[1:])}, but {what} expects {expected}.")
-        if info.feature_names is not None and network.feature_names is not None \
-                and list(info.feature_names) != list(network.feature_names):
+            raise ValueError(f"X has per-sample shape {tuple(shape[1:])}, but {what} expects {expected}.")
+        if feature_names is not None and network.feature_names is not None \
+                and list(feature_names) != list(network.feature_names):
             raise ValueError(
                 "The feature names should match those that were passed during fit. "
-                f"Expected {network.feature_names}, got {info.feature_names}."
+                f"Expected {network.feature_names}, got {feature_names}."
             )
 
     # ------------------------------------------------------------------ explain
@@ -293,7 +294,7 @@ class Explainer:
         if not hasattr(self, "network_"):
             self.fit(X)  # documented: an unfitted explainer fits on the data it explains
         network = self.network_
-        self._check_source(network, source)
+        self._check_features(network, source.shape, source.feature_names)
         dtype = self._dtype(source.torch_dtype, network.dtype)
         device = self._device(getattr(source, "device", torch.device("cpu")))
         net = self._network_for(dtype, device)
@@ -371,21 +372,6 @@ class Explainer:
                                      "every batch must have the same width.")
                 yield self.explain(x, target=target, record=record)
                 bar.update(1)
-
-    def _check_source(self, network: Network, source: Source) -> None:
-        expected = network.input_shape
-        if expected is not None and tuple(source.shape[1:]) != tuple(expected):
-            what = network.description or "the model"
-            if len(expected) == 1 and len(source.shape) == 2:
-                raise ValueError(f"X has {source.shape[1]} features, but {what} is expecting {expected[0]} features "
-                                 "as input.")
-            raise ValueError(f"X has per-sample shape {tuple(source.shape[1:])}, but {what} expects {expected}.")
-        if source.feature_names is not None and network.feature_names is not None \
-                and list(source.feature_names) != list(network.feature_names):
-            raise ValueError(
-                "The feature names should match those that were passed during fit. "
-                f"Expected {network.feature_names}, got {source.feature_names}."
-            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -23,58 +23,12 @@ import numpy as np
 from ..explainer import Explainer
 from ..explanation import Explanation
 
-__all__ = ["OutlierCells", "find_outlier_cells", "kmeans_distance_network"]
+__all__ = ["OutlierCells", "find_outlier_cells"]
 
 
 def _final(model: Any) -> Any:
     steps = getattr(model, "steps", None)
     return steps[-1][1] if isinstance(steps, list) and steps else model
-
-
-def kmeans_distance_network(model: Any) -> Any:
-    """The k-means distance outlier score ``o(x) = min_k ||x - mu_k||^2`` as a :class:`neon.Network`.
-
-    A squared-distance layer to the centroids and a hard min pool: exactly the model's squared distance to the
-    nearest centroid (checked at run time against ``KMeans.transform``). Rules: soft-min redistribution over the
-    centroids with ``beta = 1 / mean(o)`` over the fit data (the k-means default, docs/theory.md §4, §6) and the
-    distance rule, ``R_i = sum_k p_k (x_i - mu_ki)^2 / ||x - mu_k||^2 o(x)``, exactly conservative.
-    """
-    import torch
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.utils.validation import check_is_fitted
-    from torch import fx, nn
-
-    from ..converters import references
-    from ..exceptions import UnsupportedModelError
-    from ..layers.distance import SquaredDistance
-    from ..layers.pooling import ReduceMin
-    from ..network import Network
-    from ..rules import Distance, SoftMin
-    from ..rules.composites import Composite
-
-    if type(model) not in (KMeans, MiniBatchKMeans):
-        raise UnsupportedModelError(f"{type(model).__name__} has no k-means distance score; use KMeans.")
-    check_is_fitted(model, "cluster_centers_")
-    centers = torch.as_tensor(np.asarray(model.cluster_centers_, dtype=np.float64))
-    k, d = centers.shape
-    root = nn.Module()
-    root.add_module("distance", SquaredDistance(centers))
-    root.add_module("unflatten", nn.Unflatten(1, (1, k)))
-    root.add_module("pool", ReduceMin(stiffness=None))
-    graph = fx.Graph()
-    x = graph.placeholder("x")
-    for name in ("distance", "unflatten", "pool"):
-        x = graph.call_module(name, (x,))
-    graph.output(x)
-    return Network(
-        fx.GraphModule(root, graph), output_kind="outlier score", target_names=["outlier score"], input_shape=(d,),
-        feature_names=getattr(model, "feature_names_in_", None),
-        default_rules=Composite(by_type=[(ReduceMin, SoftMin("auto")), (SquaredDistance, Distance())],
-                                name="k-means distance"),
-        description=f"{type(model).__name__} distance to the nearest centroid",
-        reference=references.reference(references.kmeans_min_distance, model,
-                                       f"the smallest squared distance of {type(model).__name__}.transform"),
-    )
 
 
 @dataclass(repr=False)
@@ -201,6 +155,8 @@ def find_outlier_cells(model: Any, X: Any, *, leave_one_out: bool = True) -> Out
         if final is not model:
             raise ValueError("find_outlier_cells explains a bare KMeans (its distance to the nearest centroid); put "
                              "the scaling into the data (or use a OneClassSVM / KernelDensity pipeline).")
+        from ..converters.kmeans import kmeans_distance_network  # scikit-learn only when it is used
+
         explainer = Explainer(kmeans_distance_network(model))
         loo = False
     elif type(final) in (OneClassSVM, KernelDensity):

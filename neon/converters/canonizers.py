@@ -160,7 +160,7 @@ def _bind(fn: Callable[..., Any], node: fx.Node, skip_self: bool = True) -> dict
     return out
 
 
-def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+def linear_layer(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     """An ``nn.Linear`` on the given tensors' storage (no copy)."""
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
     layer.weight = nn.Parameter(weight.detach(), requires_grad=False)
@@ -197,8 +197,10 @@ def _decompose_modules(gm: fx.GraphModule) -> bool:
     return changed
 
 
-def _no_masks(what: str, *masks: Any) -> None:
-    if any(m is not None for m in masks):
+def _no_masks(what: str, *masks: Any, is_causal: Any = False) -> None:
+    if is_causal:
+        what += " (is_causal=True)"
+    if is_causal or any(m is not None for m in masks):
         raise UnsupportedLayerError(
             f"{what} is called with a mask; neon rewrites nn.TransformerEncoder / nn.TransformerEncoderLayer without "
             "masks (use nn.MultiheadAttention with attn_mask in your own block, which neon supports)."
@@ -209,9 +211,7 @@ def _encoder(gm: fx.GraphModule, node: fx.Node) -> None:
     path = str(node.target)
     encoder = cast(nn.TransformerEncoder, gm.get_submodule(path))
     a = _bind(nn.TransformerEncoder.forward, node)
-    _no_masks(f"nn.TransformerEncoder '{path}'", a["mask"], a["src_key_padding_mask"])
-    if a["is_causal"]:
-        _no_masks(f"nn.TransformerEncoder '{path}' (is_causal=True)", True)
+    _no_masks(f"nn.TransformerEncoder '{path}'", a["mask"], a["src_key_padding_mask"], is_causal=a["is_causal"])
     emit = _Emit(gm, node, path)
     x = a["src"]
     for i in range(len(encoder.layers)):
@@ -226,9 +226,8 @@ def _encoder_layer(gm: fx.GraphModule, node: fx.Node) -> None:
     path = str(node.target)
     layer = cast(nn.TransformerEncoderLayer, gm.get_submodule(path))
     a = _bind(nn.TransformerEncoderLayer.forward, node)
-    _no_masks(f"nn.TransformerEncoderLayer '{path}'", a["src_mask"], a["src_key_padding_mask"])
-    if a["is_causal"]:
-        _no_masks(f"nn.TransformerEncoderLayer '{path}' (is_causal=True)", True)
+    _no_masks(f"nn.TransformerEncoderLayer '{path}'", a["src_mask"], a["src_key_padding_mask"],
+              is_causal=a["is_causal"])
     emit = _Emit(gm, node, path)
 
     def attention(x: fx.Node) -> fx.Node:
@@ -268,9 +267,9 @@ class DecomposedAttention(nn.Module):
             wq, wk, wv = (cast(torch.Tensor, t).detach() for t in (mha.q_proj_weight, mha.k_proj_weight,
                                                                      mha.v_proj_weight))
         b = None if mha.in_proj_bias is None else mha.in_proj_bias.detach()
-        self.q_proj = _linear(wq, None if b is None else b[:e])
-        self.k_proj = _linear(wk, None if b is None else b[e:2 * e])
-        self.v_proj = _linear(wv, None if b is None else b[2 * e:])
+        self.q_proj = linear_layer(wq, None if b is None else b[:e])
+        self.k_proj = linear_layer(wk, None if b is None else b[e:2 * e])
+        self.v_proj = linear_layer(wv, None if b is None else b[2 * e:])
         self.out_proj = mha.out_proj
 
 
@@ -464,7 +463,7 @@ def _functional_layer(gm: fx.GraphModule, node: fx.Node) -> bool:
         layer = norm
     else:
         assert weight is not None
-        layer = _linear(weight, bias)
+        layer = linear_layer(weight, bias)
     name = f"neon_{node.name}"
     gm.add_submodule(name, layer)
     with gm.graph.inserting_before(node):

@@ -25,7 +25,7 @@ Relation to scikit-learn (``S = sum_j dual_coef_j``):
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,26 +52,30 @@ def density_rules() -> Composite:
     return Composite(by_type=[(ReduceMin, SoftMin(None)), (SquaredDistance, Distance())], name="outlier")
 
 
-def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, scale: float = 1.0,
+def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float | None, *, scale: float = 1.0,
                     description: str, feature_names: Any = None, reference: Any = None,
-                    leave_one_out: bool = False) -> Network:
+                    leave_one_out: bool = False, rules: Composite | None = None) -> Network:
     """``scale * o(x)``, ``o(x) = -(1/gamma) log sum_j alpha_j exp(-gamma ||x - x_j||^2)``, ``alpha = w / sum w``.
 
     Points with zero weight are dropped (they do not contribute). Output shape ``(n, 1)``. With
     ``leave_one_out=True`` the sum runs over the points ``x`` does not coincide with, their weights
-    renormalised (:class:`~neon.layers.distance.LeaveOneOutDistance`, docs/theory.md §6).
+    renormalised (:class:`~neon.layers.distance.LeaveOneOutDistance`, docs/theory.md §6). ``gamma=None`` is the
+    hard-min limit ``o(x) = min_j ||x - x_j||^2`` (the weights then only select the points), e.g. the k-means
+    distance score. ``rules``: the default composite (:func:`density_rules` if not given).
     """
+    if gamma is None and leave_one_out:
+        raise ValueError("the leave-one-out score needs a finite gamma (a kernel sum), not the hard min.")
     weights = np.asarray(weights, dtype=np.float64)
     keep = weights > 0
     points = np.asarray(points)[keep]
     alpha = weights[keep] / weights[keep].sum()
     dtype = torch.float32 if points.dtype == np.float32 else torch.float64
     p = torch.tensor(points, dtype=dtype)
-    offset = torch.tensor(-np.log(alpha) / gamma, dtype=dtype)
+    offset = torch.tensor(-np.log(alpha) / gamma if gamma is not None else np.zeros(len(alpha)), dtype=dtype)
     n_points, d = p.shape
     root = nn.Module()
-    root.add_module("distance", LeaveOneOutDistance(p, torch.tensor(alpha, dtype=dtype), gamma) if leave_one_out
-                    else SquaredDistance(p, offset))
+    root.add_module("distance", LeaveOneOutDistance(p, torch.tensor(alpha, dtype=dtype), cast(float, gamma))
+                    if leave_one_out else SquaredDistance(p, offset))
     # (n, J) -> (n, 1, J): the pool then gives the (n, 1) output every neon network has.
     root.add_module("unflatten", nn.Unflatten(1, (1, n_points)))
     root.add_module("pool", ReduceMin(stiffness=gamma))
@@ -88,7 +92,7 @@ def outlier_network(points: np.ndarray, weights: np.ndarray, gamma: float, *, sc
         target_names=["outlier score"],
         input_shape=(d,),
         feature_names=feature_names,
-        default_rules=density_rules(),
+        default_rules=rules if rules is not None else density_rules(),
         chunk_size=max(1, _CHUNK_ELEMENTS // max(n_points, d)),
         description=description,
         reference=reference,

@@ -23,10 +23,11 @@ import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils.validation import check_is_fitted
 
-from ..layers.distance import CentroidContrast
+from ..exceptions import UnsupportedModelError
+from ..layers.distance import CentroidContrast, SquaredDistance
 from ..layers.pooling import ReduceMin
 from ..network import Network
-from ..rules import Midpoint, SoftMin
+from ..rules import Distance, Midpoint, SoftMin
 from ..rules.composites import Composite
 from . import references
 from ._registry import register_types
@@ -84,4 +85,29 @@ def neuralize_kmeans(model: Any, output: str | None = None, beta: float | str = 
         chunk_size=max(256, min(_CHUNK_ELEMENTS // (d + k), _UNIT_ELEMENTS // (k * (k - 1)))),
         description=type(model).__name__,
         reference=references.reference(references.kmeans_logits, model, f"{type(model).__name__}.transform"),
+    )
+
+
+def kmeans_distance_network(model: Any) -> Network:
+    """The k-means distance outlier score ``o(x) = min_k ||x - mu_k||^2`` as a :class:`neon.Network`.
+
+    The hard-min limit of :func:`~neon.converters.density.outlier_network`: a squared-distance layer to the
+    centroids and a min pool, exactly the model's squared distance to the nearest centroid (checked at run time
+    against ``KMeans.transform``). Rules: soft-min redistribution over the centroids with ``beta = 1 / mean(o)``
+    over the fit data (the k-means default, docs/theory.md §4, §6) and the distance rule,
+    ``R_i = sum_k p_k (x_i - mu_ki)^2 / ||x - mu_k||^2 o(x)``, exactly conservative.
+    """
+    from .density import outlier_network
+
+    if type(model) not in (KMeans, MiniBatchKMeans):
+        raise UnsupportedModelError(f"{type(model).__name__} has no k-means distance score; use KMeans.")
+    check_is_fitted(model, "cluster_centers_")
+    centers = np.asarray(model.cluster_centers_, dtype=np.float64)
+    name = type(model).__name__
+    return outlier_network(
+        centers, np.ones(len(centers)), None, description=f"{name} distance to the nearest centroid",
+        feature_names=getattr(model, "feature_names_in_", None),
+        rules=Composite(by_type=[(ReduceMin, SoftMin("auto")), (SquaredDistance, Distance())], name="k-means distance"),
+        reference=references.reference(references.kmeans_min_distance, model,
+                                       f"the smallest squared distance of {name}.transform"),
     )

@@ -33,7 +33,7 @@ from ..layers.embedding import TokenEmbedding, as_token_ids
 from ..network import ModelReference, Network
 from ..rules.composites import attnlrp
 from ._registry import register
-from .canonizers import canonicalize_functions
+from .canonizers import canonicalize_functions, linear_layer
 from .tracing import TRACE_LOCK, _depends_on_mode, cached, selector
 
 #: transformers' GELU modules that compute ``gelu(x, approximate="tanh")`` in Python arithmetic.
@@ -337,11 +337,11 @@ class _Lowering:
         if packet is _aten.linear and self.tensor(args[1]) is not None:
             w = self.tensor(args[1])
             b = self.tensor(args[2]) if len(args) > 2 else None
-            return self.module(node, _layer_linear(cast(torch.Tensor, w), b), args[0])
+            return self.module(node, linear_layer(cast(torch.Tensor, w), b), args[0])
         if packet is _aten.addmm and self.tensor(args[0]) is not None and self.tensor(args[2]) is not None \
                 and not kwargs:
             w = cast(torch.Tensor, self.tensor(args[2]))
-            return self.module(node, _layer_linear(w.t(), self.tensor(args[0])), args[1])
+            return self.module(node, linear_layer(w.t(), self.tensor(args[0])), args[1])
         if packet is _aten.layer_norm and all(self.tensor(a) is not None or a is None for a in args[2:4]):
             shape = list(args[1])
             eps = float(args[4]) if len(args) > 4 else 1e-5
@@ -396,14 +396,6 @@ def _install(root: nn.Module, target: str, module: nn.Module) -> None:
             parent.add_module(part, nn.Module())
         parent = getattr(parent, part)
     parent.add_module(last, module)
-
-
-def _layer_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-    layer.weight = nn.Parameter(weight.detach(), requires_grad=False)
-    if bias is not None:
-        layer.bias = nn.Parameter(bias.detach(), requires_grad=False)
-    return layer
 
 
 def _index(packet: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
